@@ -1,0 +1,1 @@
+//! STUB: see design.md; filled in by its issue.

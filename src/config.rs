@@ -1,0 +1,458 @@
+//! Typed settings: embedded `config/default.toml` → optional `--config FILE` → environment
+//! `DBS_ARCHIVER__SECTION__KEY`. Unknown keys and broken rules stop start-up with an error
+//! that names the key, because a typo in a setting should never be silently ignored.
+
+use crate::dbs::signing::SignatureVersion;
+use crate::retry::RetryPolicy;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::path::Path;
+
+/// The embedded defaults (the same text as `config/default.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of environment overrides; sections and keys are separated by `__`.
+pub const ENV_PREFIX: &str = "DBS_ARCHIVER";
+
+/// A setting that is wrong: names the key and the rule.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{key}: {rule}")]
+    Invalid { key: String, rule: String },
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+}
+
+fn invalid(key: &str, rule: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        rule: rule.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub worker: WorkerSettings,
+    pub tracker: TrackerSettings,
+    pub dbs: DbsSettings,
+    pub api: ApiSettings,
+    pub telemetry: TelemetrySettings,
+    pub scheduler: SchedulerSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    pub id: String,
+    pub concurrency: u32,
+    pub lease_seconds: u64,
+    pub heartbeat_seconds: u64,
+    pub idle_poll_ms: u64,
+    pub default_max_attempts: i32,
+    pub rescue_interval_seconds: u64,
+    pub retention_days: u32,
+    pub shutdown_grace_seconds: u64,
+    pub retry: RetryPolicy,
+}
+
+/// What the tracker does when a remote task fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteFailurePolicy {
+    /// Call RetryDownloadTask (at most `max_remote_retries` times), then fail and block.
+    Retry,
+    /// Fail the job and block the instance by that task at once.
+    Fail,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackerSettings {
+    pub poll_initial_seconds: f64,
+    pub poll_max_seconds: f64,
+    pub poll_growth: f64,
+    pub on_remote_failure: RemoteFailurePolicy,
+    pub max_remote_retries: u32,
+    pub blocked_reprobe_seconds: u64,
+    pub url_duration_seconds: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbsSettings {
+    pub endpoint: String,
+    pub rds_endpoint: String,
+    pub signature: SignatureVersion,
+    pub access_key_id: String,
+    pub access_key_secret: SecretString,
+    pub security_token: SecretString,
+    pub ecs_metadata_url: String,
+    pub ecs_role_name: String,
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub calls_per_second_per_region: f64,
+    pub burst: u32,
+    pub recent_window_days: u32,
+}
+
+/// Role of an API token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// GETs only.
+    Read,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    pub token: SecretString,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    pub listen: String,
+    pub tokens: Vec<ApiToken>,
+    pub open_health: bool,
+    pub body_limit_bytes: usize,
+    pub request_timeout_ms: u64,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub otlp_endpoint: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    pub enabled: bool,
+    pub tick_seconds: f64,
+}
+
+impl Settings {
+    /// Defaults, then `file` if given, then the environment; then [`Settings::validate`].
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// As [`Settings::load`] with an explicit environment (tests pass their own).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(invalid(
+                    "--config",
+                    format!("file {} does not exist", path.display()),
+                ));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let prefix = format!("{ENV_PREFIX}__");
+        let env_map: std::collections::HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env_map)),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The rules that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        let w = &self.worker;
+        if w.concurrency == 0 {
+            return Err(invalid("worker.concurrency", "must be at least 1"));
+        }
+        if w.lease_seconds < 2 {
+            return Err(invalid("worker.lease_seconds", "must be at least 2"));
+        }
+        if w.heartbeat_seconds == 0 || w.heartbeat_seconds >= w.lease_seconds {
+            return Err(invalid(
+                "worker.heartbeat_seconds",
+                "must be at least 1 and less than worker.lease_seconds",
+            ));
+        }
+        if w.idle_poll_ms == 0 {
+            return Err(invalid("worker.idle_poll_ms", "must be at least 1"));
+        }
+        if w.default_max_attempts < 1 {
+            return Err(invalid("worker.default_max_attempts", "must be at least 1"));
+        }
+        if !(w.retry.base_seconds > 0.0) || w.retry.cap_seconds < w.retry.base_seconds {
+            return Err(invalid(
+                "worker.retry",
+                "base_seconds must be > 0 and cap_seconds >= base_seconds",
+            ));
+        }
+        let t = &self.tracker;
+        if !(t.poll_initial_seconds > 0.0) || t.poll_max_seconds < t.poll_initial_seconds {
+            return Err(invalid(
+                "tracker.poll_initial_seconds",
+                "must be > 0 and not above tracker.poll_max_seconds",
+            ));
+        }
+        if !(t.poll_growth >= 1.0) {
+            return Err(invalid("tracker.poll_growth", "must be at least 1.0"));
+        }
+        if !(300..=86400).contains(&t.url_duration_seconds) {
+            return Err(invalid(
+                "tracker.url_duration_seconds",
+                "must be between 300 and 86400",
+            ));
+        }
+        let d = &self.dbs;
+        for (key, value) in [
+            ("dbs.endpoint", &d.endpoint),
+            ("dbs.rds_endpoint", &d.rds_endpoint),
+        ] {
+            if !value.is_empty() {
+                crate::dbs::endpoints::check_override(value).map_err(|rule| invalid(key, rule))?;
+            }
+        }
+        if d.access_key_id.is_empty() != d.access_key_secret.expose_secret().is_empty() {
+            return Err(invalid(
+                "dbs.access_key_secret",
+                "dbs.access_key_id and dbs.access_key_secret must be set together",
+            ));
+        }
+        if !(d.calls_per_second_per_region > 0.0) {
+            return Err(invalid("dbs.calls_per_second_per_region", "must be > 0"));
+        }
+        if d.burst == 0 {
+            return Err(invalid("dbs.burst", "must be at least 1"));
+        }
+        if d.recent_window_days == 0 {
+            return Err(invalid("dbs.recent_window_days", "must be at least 1"));
+        }
+        if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "api.listen",
+                "must be an address like 127.0.0.1:8080",
+            ));
+        }
+        for (i, t) in self.api.tokens.iter().enumerate() {
+            if t.token.expose_secret().len() < 16 {
+                return Err(invalid(
+                    &format!("api.tokens[{i}].token"),
+                    "must be at least 16 characters",
+                ));
+            }
+        }
+        if self
+            .telemetry
+            .log_level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            return Err(invalid(
+                "telemetry.log_level",
+                "must be a tracing filter such as info",
+            ));
+        }
+        if !(self.scheduler.tick_seconds > 0.0) {
+            return Err(invalid("scheduler.tick_seconds", "must be > 0"));
+        }
+        Ok(())
+    }
+
+    /// The effective settings as TOML with every secret replaced by `[REDACTED]`.
+    pub fn redacted_toml(&self) -> String {
+        // Re-serialise field by field through serde_json: secrets are SecretString,
+        // which we render as a fixed marker.
+        let redact = |s: &SecretString| {
+            if s.expose_secret().is_empty() {
+                String::new()
+            } else {
+                "[REDACTED]".to_string()
+            }
+        };
+        let value = serde_json::json!({
+            "database": {
+                "url": redact_url(&self.database.url),
+                "max_connections": self.database.max_connections,
+                "migrate_on_start": self.database.migrate_on_start,
+            },
+            "worker": {
+                "id": self.worker.id,
+                "concurrency": self.worker.concurrency,
+                "lease_seconds": self.worker.lease_seconds,
+                "heartbeat_seconds": self.worker.heartbeat_seconds,
+                "idle_poll_ms": self.worker.idle_poll_ms,
+                "default_max_attempts": self.worker.default_max_attempts,
+                "rescue_interval_seconds": self.worker.rescue_interval_seconds,
+                "retention_days": self.worker.retention_days,
+                "shutdown_grace_seconds": self.worker.shutdown_grace_seconds,
+                "retry": self.worker.retry,
+            },
+            "tracker": {
+                "poll_initial_seconds": self.tracker.poll_initial_seconds,
+                "poll_max_seconds": self.tracker.poll_max_seconds,
+                "poll_growth": self.tracker.poll_growth,
+                "on_remote_failure": self.tracker.on_remote_failure,
+                "max_remote_retries": self.tracker.max_remote_retries,
+                "blocked_reprobe_seconds": self.tracker.blocked_reprobe_seconds,
+                "url_duration_seconds": self.tracker.url_duration_seconds,
+            },
+            "dbs": {
+                "endpoint": self.dbs.endpoint,
+                "rds_endpoint": self.dbs.rds_endpoint,
+                "signature": self.dbs.signature,
+                "access_key_id": self.dbs.access_key_id,
+                "access_key_secret": redact(&self.dbs.access_key_secret),
+                "security_token": redact(&self.dbs.security_token),
+                "ecs_metadata_url": self.dbs.ecs_metadata_url,
+                "ecs_role_name": self.dbs.ecs_role_name,
+                "connect_timeout_ms": self.dbs.connect_timeout_ms,
+                "request_timeout_ms": self.dbs.request_timeout_ms,
+                "calls_per_second_per_region": self.dbs.calls_per_second_per_region,
+                "burst": self.dbs.burst,
+                "recent_window_days": self.dbs.recent_window_days,
+            },
+            "api": {
+                "listen": self.api.listen,
+                "tokens": self.api.tokens.iter().map(|t| serde_json::json!({
+                    "token": redact(&t.token), "role": t.role,
+                })).collect::<Vec<_>>(),
+                "open_health": self.api.open_health,
+                "body_limit_bytes": self.api.body_limit_bytes,
+                "request_timeout_ms": self.api.request_timeout_ms,
+            },
+            "telemetry": {
+                "log_format": self.telemetry.log_format,
+                "log_level": self.telemetry.log_level,
+                "otlp_endpoint": self.telemetry.otlp_endpoint,
+            },
+            "scheduler": {
+                "enabled": self.scheduler.enabled,
+                "tick_seconds": self.scheduler.tick_seconds,
+            },
+        });
+        toml::to_string_pretty(&value).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+/// Hide a password embedded in a database URL.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("REDACTED"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert!(s.database.url.starts_with("sqlite://"));
+        assert_eq!(s.dbs.signature, SignatureVersion::V3);
+    }
+
+    #[test]
+    fn env_overrides_and_names_the_key() {
+        let s =
+            Settings::load_from(None, env(&[("DBS_ARCHIVER__WORKER__CONCURRENCY", "3")])).unwrap();
+        assert_eq!(s.worker.concurrency, 3);
+        let e = Settings::load_from(None, env(&[("DBS_ARCHIVER__WORKER__CONCURRENCY", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("worker.concurrency"), "{e}");
+        let e = Settings::load_from(None, env(&[("DBS_ARCHIVER__DATABASE__URL", "mysql://x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("database.url"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[worker]\nconcurency = 3\n").unwrap();
+        let e = Settings::load_from(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("concurency"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("DBS_ARCHIVER__DBS__ACCESS_KEY_ID", "LTAIexample"),
+                ("DBS_ARCHIVER__DBS__ACCESS_KEY_SECRET", "very-secret-value"),
+                ("DBS_ARCHIVER__DATABASE__URL", "postgres://u:pw-secret@h/db"),
+            ]),
+        )
+        .unwrap();
+        let out = s.redacted_toml();
+        assert!(!out.contains("very-secret-value"));
+        assert!(!out.contains("pw-secret"));
+        assert!(!format!("{s:?}").contains("very-secret-value"));
+        assert!(out.contains("[REDACTED]"));
+    }
+}

@@ -1,0 +1,44 @@
+use crate::model::ValidationError;
+use crate::retry::ErrorClass;
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The input broke a rule (application check or CHECK constraint).
+    #[error("invalid input: {0}")]
+    Invalid(#[from] ValidationError),
+    /// `database.url` or pool settings are wrong.
+    #[error("database configuration: {0}")]
+    Config(String),
+    /// Another process holds the SQLite database.
+    #[error("database is locked by another process: {0}")]
+    Locked(String),
+    /// A row read back could not be decoded into the model.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Connection trouble is retryable; bad input and corrupt rows are not.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            StoreError::Database(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Protocol(_) => ErrorClass::Retryable,
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("40001") => {
+                    ErrorClass::Retryable
+                }
+                _ => ErrorClass::Permanent,
+            },
+            StoreError::Locked(_) => ErrorClass::Retryable,
+            _ => ErrorClass::Permanent,
+        }
+    }
+}

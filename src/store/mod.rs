@@ -1,0 +1,253 @@
+//! The persistent queue: the only code that speaks SQL.
+//!
+//! One [`Store`] trait, one implementation per backend ([`sqlite`], [`postgres`]); the
+//! conformance suite in `tests/it/store/` runs every test against both. Methods are
+//! noun_verb and take parameter structs so the two implementations cannot drift.
+//!
+//! Every state change is fenced (design.md invariant 2): the `WHERE` names the expected
+//! state (and lease owner when there is one); zero rows affected comes back as
+//! `Ok(false)` / an empty result — "no longer mine" — never as an error.
+
+mod error;
+pub mod postgres;
+pub mod schedules;
+pub mod sqlite;
+
+pub use error::StoreError;
+pub use schedules::ScheduleStore;
+
+use crate::model::{
+    DownloadRequest, Instance, InstanceKey, Job, JobError, JobEvent, JobId, JobSource, JobState,
+    RemoteStatus,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A shared handle to whichever backend `database.url` selected.
+pub type DynStore = Arc<dyn Store>;
+
+/// Open the backend named by the URL scheme (`sqlite://…` or `postgres://…`).
+pub async fn connect(url: &str, max_connections: u32) -> Result<DynStore, StoreError> {
+    if url.starts_with("sqlite:") {
+        // STUB until the store lands: Ok(Arc::new(sqlite::SqliteStore::connect(..).await?))
+        sqlite::SqliteStore::connect(url, max_connections).await?;
+        unreachable!()
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        postgres::PgStore::connect(url, max_connections).await?;
+        unreachable!()
+    } else {
+        Err(StoreError::Config(format!(
+            "database.url: must start with sqlite:// or postgres://, got {:?}",
+            url.split(':').next().unwrap_or("")
+        )))
+    }
+}
+
+/// A new job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub request: DownloadRequest,
+    pub source: JobSource,
+    pub priority: i32,
+    /// Not before this time; `None` = now.
+    pub run_at: Option<DateTime<Utc>>,
+    pub max_attempts: i32,
+    /// Same key ⇒ same job, no duplicate.
+    pub idempotency_key: Option<String>,
+    pub schedule_id: Option<i64>,
+    pub fire_time: Option<DateTime<Utc>>,
+}
+
+impl NewJob {
+    /// A job with default priority (0), now, 5 attempts.
+    pub fn new(request: DownloadRequest, source: JobSource) -> Self {
+        Self {
+            request,
+            source,
+            priority: 0,
+            run_at: None,
+            max_attempts: 5,
+            idempotency_key: None,
+            schedule_id: None,
+            fire_time: None,
+        }
+    }
+}
+
+/// What `job_enqueue` did.
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    pub job: Job,
+    /// False when an existing job with the same idempotency key (or the same
+    /// schedule + fire time + instance) was returned instead.
+    pub created: bool,
+}
+
+/// Claim queued jobs for dispatch.
+#[derive(Debug, Clone)]
+pub struct ClaimParams {
+    pub owner: String,
+    /// At most this many jobs (the caller's free slots).
+    pub limit: u32,
+    pub lease: Duration,
+    pub now: DateTime<Utc>,
+}
+
+/// Claim running jobs whose next poll is due, for the tracker.
+#[derive(Debug, Clone)]
+pub struct PollClaimParams {
+    pub owner: String,
+    pub limit: u32,
+    pub lease: Duration,
+    pub now: DateTime<Utc>,
+}
+
+/// The fence of a state change: the row must still look like this.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    pub id: JobId,
+    pub state: JobState,
+    /// `Some` ⇒ `lease_owner` must equal it.
+    pub owner: Option<String>,
+}
+
+/// What to write in a fenced update. `None` fields are left unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct JobPatch {
+    /// New state; `None` keeps the state (e.g. a progress update while running).
+    pub to: Option<JobState>,
+    pub run_at: Option<DateTime<Utc>>,
+    /// Add one to `attempts`.
+    pub spend_attempt: bool,
+    pub remote: Option<RemoteStatus>,
+    pub next_poll_at: Option<DateTime<Utc>>,
+    pub count_poll: bool,
+    pub count_remote_retry: bool,
+    pub needs_reconcile: Option<bool>,
+    /// `Some(None)` clears the last error.
+    pub last_error: Option<Option<JobError>>,
+    /// Drop the lease (lease_owner, lease_expires_at = NULL).
+    pub release_lease: bool,
+    /// Why, for the events row (required when `to` is set).
+    pub reason: String,
+    /// Cloud RequestId behind this change, for the events row.
+    pub request_id: Option<String>,
+}
+
+/// Filters and cursor for listing jobs, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    pub instance: Option<InstanceKey>,
+    pub schedule_id: Option<i64>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// Return jobs with id < cursor (ids grow over time).
+    pub cursor: Option<JobId>,
+    pub limit: u32,
+}
+
+/// A page of jobs and the cursor of the next page, if any.
+#[derive(Debug, Clone)]
+pub struct JobPage {
+    pub jobs: Vec<Job>,
+    pub next_cursor: Option<JobId>,
+}
+
+/// Mark an instance blocked by a failed remote task.
+#[derive(Debug, Clone)]
+pub struct BlockInstance {
+    pub key: InstanceKey,
+    pub task_id: Option<String>,
+    pub reason: String,
+    /// Re-probe no earlier than this.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// The queue, on some database.
+#[async_trait]
+pub trait Store: ScheduleStore + Send + Sync + 'static {
+    /// `sqlite` or `postgres`, for logs and metrics labels.
+    fn backend(&self) -> &'static str;
+
+    /// Apply the embedded migrations of this backend.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// True when the database answers and every migration is applied (for `/readyz`).
+    async fn ready(&self) -> Result<bool, StoreError>;
+
+    /// Validate and insert a job (state `queued`), appending its first event.
+    async fn job_enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError>;
+
+    /// Move up to `limit` due `queued` jobs to `submitting` under a lease, highest priority
+    /// then oldest `run_at` first, never a job whose instance is active or blocked, and at
+    /// most one job per instance. Cost independent of the backlog size.
+    async fn job_claim(&self, p: &ClaimParams) -> Result<Vec<Job>, StoreError>;
+
+    /// Lease `running` jobs whose `next_poll_at` is due, for polling.
+    async fn job_claim_polls(&self, p: &PollClaimParams) -> Result<Vec<Job>, StoreError>;
+
+    /// Extend the lease of these jobs if still owned; returns the ids still owned.
+    async fn job_heartbeat(
+        &self,
+        owner: &str,
+        ids: &[JobId],
+        lease: Duration,
+    ) -> Result<Vec<JobId>, StoreError>;
+
+    /// A fenced update (design.md invariant 2). `Ok(false)` = the fence no longer holds.
+    /// A state change appends an event row in the same transaction.
+    async fn job_update(&self, fence: &Fence, patch: &JobPatch) -> Result<bool, StoreError>;
+
+    /// Rescue jobs whose lease expired: `submitting` ⇒ `queued` with `needs_reconcile`;
+    /// `running` ⇒ lease dropped (still running, due for a poll). Returns the rescued ids.
+    async fn job_rescue_expired(&self, now: DateTime<Utc>) -> Result<Vec<JobId>, StoreError>;
+
+    async fn job_get(&self, id: JobId) -> Result<Option<Job>, StoreError>;
+
+    async fn job_list(&self, filter: &JobFilter) -> Result<JobPage, StoreError>;
+
+    /// Number of jobs per state (for metrics and the status page).
+    async fn job_count_by_state(&self) -> Result<Vec<(JobState, i64)>, StoreError>;
+
+    /// `queued` ⇒ `cancelled`. `Ok(None)` when there is no such job; `Ok(Some(job))` with the
+    /// job as it is now otherwise (check its state to see whether it was cancelled).
+    async fn job_cancel(&self, id: JobId, reason: &str) -> Result<Option<Job>, StoreError>;
+
+    /// `failed` or `cancelled` ⇒ `queued` now, attempts reset. Same return as `job_cancel`.
+    async fn job_retry(&self, id: JobId, reason: &str) -> Result<Option<Job>, StoreError>;
+
+    /// Delete terminal jobs (and their events) finished before `before`.
+    async fn job_prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// The history of one job, oldest first.
+    async fn event_list(&self, job_id: JobId) -> Result<Vec<JobEvent>, StoreError>;
+
+    /// Upsert an instance row (tags replace the old ones when `Some`).
+    async fn instance_upsert(
+        &self,
+        key: &InstanceKey,
+        tags: Option<&[String]>,
+    ) -> Result<(), StoreError>;
+
+    async fn instance_block(&self, b: &BlockInstance) -> Result<(), StoreError>;
+
+    /// Clear the block; returns false when the instance was not blocked.
+    async fn instance_unblock(&self, key: &InstanceKey) -> Result<bool, StoreError>;
+
+    async fn instance_get(&self, key: &InstanceKey) -> Result<Option<Instance>, StoreError>;
+
+    async fn instance_list(&self) -> Result<Vec<Instance>, StoreError>;
+
+    /// Blocked instances whose `blocked_until` has passed: due for a re-probe.
+    async fn instance_list_reprobe(&self, now: DateTime<Utc>) -> Result<Vec<Instance>, StoreError>;
+
+    /// Record a success on the instance (`last_success_at`).
+    async fn instance_mark_success(
+        &self,
+        key: &InstanceKey,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}

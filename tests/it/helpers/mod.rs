@@ -1,0 +1,1 @@
+//! Shared test harness (fresh databases per test, simulator on port 0, …).
