@@ -172,6 +172,11 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and metrics labels.
     fn backend(&self) -> &'static str;
 
+    /// Wakes idle workers when a job is enqueued: in-process enqueues on every backend, and
+    /// on PostgreSQL also plain SQL `INSERT`s from any client (the jobs trigger NOTIFYs and
+    /// the store LISTENs, reconnecting when the connection drops).
+    fn job_notifier(&self) -> Arc<tokio::sync::Notify>;
+
     /// Apply the embedded migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
 
