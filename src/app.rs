@@ -80,6 +80,8 @@ fn default_credentials(_settings: &Settings) -> anyhow::Result<Arc<dyn Credentia
 #[derive(Clone)]
 pub struct App {
     pub settings: Settings,
+    /// SQLite: the exclusive process lock on `<database>.lock`, held while the app lives.
+    _lock: Option<Arc<crate::store::sqlite::ProcessLock>>,
     pub store: store::DynStore,
     pub client: DbsClient,
     pub worker: WorkerContext,
@@ -98,6 +100,15 @@ impl App {
     }
 
     pub async fn build_with_clock(settings: Settings, clock: DynClock) -> anyhow::Result<Self> {
+        // One `serve` per SQLite file: take the lock before touching the database, so a
+        // second process fails fast with a message that says why.
+        let lock = if settings.database.url.starts_with("sqlite:") {
+            Some(Arc::new(crate::store::sqlite::acquire_process_lock(
+                &settings.database.url,
+            )?))
+        } else {
+            None
+        };
         let store = open_store(&settings).await?;
         let client = build_client(&settings)?;
         let worker = WorkerContext::new(
@@ -108,6 +119,7 @@ impl App {
         );
         Ok(Self {
             settings,
+            _lock: lock,
             store,
             client,
             worker,

@@ -3,3 +3,4 @@
 mod dbs;
 mod helpers;
 mod store;
+mod worker;

@@ -12,7 +12,7 @@ mod fleet;
 
 use crate::helpers::db::TestDb;
 use chrono::Utc;
-use dbs_archiver::clock::ManualClock;
+use dbs_archiver::clock::{Clock, ManualClock};
 use dbs_archiver::config::RemoteFailurePolicy;
 use dbs_archiver::dbs::{DbsClient, DbsClientConfig};
 use dbs_archiver::model::{DownloadRequest, InstanceKey, Job, JobSource, JobState, TargetType};
