@@ -9,11 +9,9 @@
 
 use crate::clock::{DynClock, SystemClock};
 use crate::config::Settings;
-use crate::dbs::credentials::{Credentials, CredentialsProvider, StaticCredentials};
-use crate::dbs::{DbsClient, DbsClientConfig};
+use crate::dbs::DbsClient;
 use crate::store;
 use crate::worker::{WorkerConfig, WorkerContext};
-use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -28,51 +26,10 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<store::DynStore> 
     Ok(store)
 }
 
-/// The DBS client described by `[dbs]`: explicit keys when set, the default chain
-/// otherwise.
+/// The DBS client described by `[dbs]`, with the credentials chain (settings →
+/// environment → credentials file → ECS RAM role).
 pub fn build_client(settings: &Settings) -> anyhow::Result<DbsClient> {
-    let d = &settings.dbs;
-    let config = DbsClientConfig {
-        endpoint_override: (!d.endpoint.is_empty()).then(|| d.endpoint.clone()),
-        rds_endpoint_override: (!d.rds_endpoint.is_empty()).then(|| d.rds_endpoint.clone()),
-        signature: d.signature,
-        connect_timeout: Duration::from_millis(d.connect_timeout_ms),
-        request_timeout: Duration::from_millis(d.request_timeout_ms),
-        calls_per_second_per_region: d.calls_per_second_per_region,
-        burst: d.burst,
-    };
-    let credentials: Arc<dyn CredentialsProvider> = if !d.access_key_id.is_empty() {
-        Arc::new(StaticCredentials(Credentials {
-            access_key_id: d.access_key_id.clone(),
-            access_key_secret: d.access_key_secret.clone(),
-            security_token: (!d.security_token.expose_secret().is_empty())
-                .then(|| d.security_token.clone()),
-        }))
-    } else {
-        default_credentials(settings)?
-    };
-    Ok(DbsClient::new(config, credentials)?)
-}
-
-/// The environment / credentials file / ECS role chain (dbs-api.md §9).
-fn default_credentials(_settings: &Settings) -> anyhow::Result<Arc<dyn CredentialsProvider>> {
-    let id = std::env::var("ALIBABA_CLOUD_ACCESS_KEY_ID").unwrap_or_default();
-    let secret = std::env::var("ALIBABA_CLOUD_ACCESS_KEY_SECRET").unwrap_or_default();
-    if id.is_empty() || secret.is_empty() {
-        anyhow::bail!(
-            "dbs.access_key_id: no credentials; set dbs.access_key_id/dbs.access_key_secret \
-             or ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET \
-             (or run `serve --simulate`)"
-        );
-    }
-    Ok(Arc::new(StaticCredentials(Credentials {
-        access_key_id: id,
-        access_key_secret: secret.into(),
-        security_token: std::env::var("ALIBABA_CLOUD_SECURITY_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty())
-            .map(Into::into),
-    })))
+    Ok(DbsClient::from_settings(&settings.dbs)?)
 }
 
 /// A built, not yet running service: the pieces `serve` wires together. Exposed so

@@ -85,7 +85,12 @@ async fn api_calls_per_job_1_instance(db: TestDb) {
         r.target_path = None;
         rig.enqueue(r).await;
     }
-    let per_job = run_cost(&rig, "100 long tasks on 1 instance (run one at a time)", 100).await;
+    let per_job = run_cost(
+        &rig,
+        "100 long tasks on 1 instance (run one at a time)",
+        100,
+    )
+    .await;
     assert!(per_job <= 30.0, "{per_job}");
     assert_eq!(rig.sim.stats().max_active_any(), 1);
 }

@@ -142,7 +142,11 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing(db: TestDb) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(status.success(), "serve exit: {status}\n{}", tail(dir.path(), n));
+    assert!(
+        status.success(),
+        "serve exit: {status}\n{}",
+        tail(dir.path(), n)
+    );
 
     let mut tasks = Vec::new();
     for id in &ids {
@@ -169,7 +173,11 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing(db: TestDb) {
     for (inst, n) in &stats.tasks_created {
         assert_eq!(*n, JOBS_PER_INSTANCE as u64, "{inst}");
     }
-    assert_eq!(stats.max_active_any(), 1, "two active tasks on one instance");
+    assert_eq!(
+        stats.max_active_any(),
+        1,
+        "two active tasks on one instance"
+    );
     sim.shutdown().await;
 }
 

@@ -29,7 +29,10 @@ async fn already_submitted_adopts_the_existing_task(db: TestDb) {
 
     let j = rig.job(job.id).await;
     assert_eq!(j.state, JobState::Succeeded, "{:?}", j.last_error);
-    assert_eq!(j.remote.task_id.as_deref(), Some(earlier.data.task_id.as_str()));
+    assert_eq!(
+        j.remote.task_id.as_deref(),
+        Some(earlier.data.task_id.as_str())
+    );
     assert_eq!(j.attempts, 0);
     let stats = rig.sim.stats();
     assert_eq!(stats.total_tasks_created(), 1, "no second task");
@@ -69,14 +72,23 @@ async fn foreign_failed_task_blocks_only_its_instance(db: TestDb) {
     for id in &others {
         assert_eq!(rig.job(*id).await.state, JobState::Succeeded);
     }
-    assert_eq!(rig.blocked_by(&instance(0)).await, Some(Some(foreign_id.clone())));
+    assert_eq!(
+        rig.blocked_by(&instance(0)).await,
+        Some(Some(foreign_id.clone()))
+    );
     for id in blocked_jobs {
         let j = rig.job(id).await;
         assert_eq!(j.state, JobState::Queued);
-        assert_eq!(j.attempts, 0, "waiting on a busy instance spends no attempt");
+        assert_eq!(
+            j.attempts, 0,
+            "waiting on a busy instance spends no attempt"
+        );
     }
     // One busy reply, then the block kept us from hammering the instance.
-    assert_eq!(rig.sim.stats().busy_rejections.get(&instance(0)).copied(), Some(1));
+    assert_eq!(
+        rig.sim.stats().busy_rejections.get(&instance(0)).copied(),
+        Some(1)
+    );
 
     // Re-probe while the failed task still holds it: stays blocked.
     rig.advance(Duration::from_secs(601));
@@ -120,8 +132,16 @@ async fn throttling_spends_no_attempt_and_slows_the_region(db: TestDb) {
         let j = rig.job(*id).await;
         assert_eq!(j.state, JobState::Queued);
         assert_eq!(j.attempts, 0, "throttling spends no attempt");
-        assert!(j.last_error.as_ref().unwrap().code.starts_with("Throttling"));
-        assert!(j.run_at >= now + chrono::Duration::milliseconds(1400), "hint honoured");
+        assert!(j
+            .last_error
+            .as_ref()
+            .unwrap()
+            .code
+            .starts_with("Throttling"));
+        assert!(
+            j.run_at >= now + chrono::Duration::milliseconds(1400),
+            "hint honoured"
+        );
     }
     // The region is paused: the next calls wait for the hint (a lower call rate).
     let left = rig.ctx.gate.remaining(REGION);
@@ -222,7 +242,11 @@ async fn ambiguous_create_is_reconciled_not_resubmitted(db: TestDb) {
     let j = rig.job(job.id).await;
     assert_eq!(j.state, JobState::Succeeded);
     assert_eq!(rig.sim.stats().total_tasks_created(), 1);
-    assert_eq!(rig.sim.stats().calls_of("CreateDownload"), 1, "never resubmitted");
+    assert_eq!(
+        rig.sim.stats().calls_of("CreateDownload"),
+        1,
+        "never resubmitted"
+    );
     assert!(events_text(&rig, job.id).await.contains("reconciled"));
 }
 
@@ -245,7 +269,11 @@ async fn rescued_submission_is_reconciled(db: TestDb) {
         .unwrap();
     assert_eq!(claimed.len(), 1);
     let sent = rig.ctx.client.create_download(&req).await.unwrap(); // then it died
-    assert_eq!(rig.dispatcher.run_once().await.unwrap().claimed, 0, "still leased");
+    assert_eq!(
+        rig.dispatcher.run_once().await.unwrap().claimed,
+        0,
+        "still leased"
+    );
     rig.advance(Duration::from_secs(61));
     assert_eq!(rig.maintenance.rescue_once().await.unwrap().rescued, 1);
     assert!(rig.job(job.id).await.needs_reconcile);

@@ -40,7 +40,11 @@ async fn two_hundred_jobs_over_twenty_instances(db: TestDb) {
     for i in 0..20 {
         assert_eq!(stats.tasks_created.get(&instance(i)).copied(), Some(10));
     }
-    assert_eq!(stats.max_active_any(), 1, "an instance had two active tasks");
+    assert_eq!(
+        stats.max_active_any(),
+        1,
+        "an instance had two active tasks"
+    );
     // Distinct task per job.
     let mut tasks: Vec<String> = Vec::new();
     for id in &ids {

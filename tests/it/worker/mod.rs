@@ -87,7 +87,8 @@ pub fn pitr_request(instance: &str, k: usize) -> DownloadRequest {
     let mut r = DownloadRequest::example_full(REGION, instance, "unused");
     r.bak_set_type = dbs_archiver::model::BakSetType::Pitr;
     r.bak_set_id = None;
-    r.download_point_in_time = Some((base - chrono::Duration::minutes(k as i64)).timestamp_millis());
+    r.download_point_in_time =
+        Some((base - chrono::Duration::minutes(k as i64)).timestamp_millis());
     r.target_type = TargetType::Oss;
     r.target_bucket = Some("archive".into());
     r.target_oss_region = Some(REGION.into());
@@ -98,7 +99,10 @@ pub fn pitr_request(instance: &str, k: usize) -> DownloadRequest {
 /// A full-backup request for one of the instance's three backup sets (URL target).
 /// `SimConfig::with_instances` names them `1460000000 + ordinal·100 + day`.
 pub fn full_request(instance: &str, k: usize) -> DownloadRequest {
-    let ordinal: i64 = instance.trim_start_matches("rm-w").parse().expect("rm-wNNNN");
+    let ordinal: i64 = instance
+        .trim_start_matches("rm-w")
+        .parse()
+        .expect("rm-wNNNN");
     let id = 1_460_000_000 + ordinal * 100 + (k as i64 % 3) + 1;
     DownloadRequest::example_full(REGION, instance, &id.to_string())
 }
@@ -168,7 +172,12 @@ impl Rig {
     }
 
     pub async fn job(&self, id: i64) -> Job {
-        self.db.store.job_get(id).await.unwrap().expect("job exists")
+        self.db
+            .store
+            .job_get(id)
+            .await
+            .unwrap()
+            .expect("job exists")
     }
 
     pub fn advance(&self, by: Duration) {
