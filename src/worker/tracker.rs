@@ -188,11 +188,14 @@ pub fn decide_poll(
     }
 }
 
-/// DescribeDownloadTask narrowed to the creation window of these jobs' tasks.
+/// DescribeDownloadTask narrowed to the creation window of these jobs' tasks: from the
+/// earliest claim (a task is created after its job is claimed) minus clock slack. The
+/// window keeps the listing to one page however many finished tasks the instance has; a
+/// task created earlier (adopted after `JobAlreadyExist`) is found by the wide fallback.
 pub fn group_query(key: &InstanceKey, jobs: &[Job]) -> DescribeTasksQuery {
     let earliest = jobs
         .iter()
-        .map(|j| j.started_at.unwrap_or(j.created_at).min(j.created_at))
+        .map(|j| j.started_at.unwrap_or(j.created_at))
         .min();
     DescribeTasksQuery {
         region: key.region.clone(),
@@ -868,14 +871,15 @@ mod tests {
     }
 
     #[test]
-    fn group_query_starts_before_the_oldest_job() {
-        let a = running(0);
+    fn group_query_starts_before_the_oldest_claim() {
+        let mut a = running(0);
+        a.started_at = Some(a.created_at + chrono::Duration::seconds(3600));
         let mut b = running(0);
-        b.created_at = a.created_at - chrono::Duration::seconds(100);
+        b.started_at = Some(a.created_at + chrono::Duration::seconds(100));
         let q = group_query(&a.instance_key(), &[a.clone(), b.clone()]);
         assert_eq!(
             q.start_time_ms,
-            Some((b.created_at - chrono::Duration::seconds(600)).timestamp_millis())
+            Some((b.started_at.unwrap() - chrono::Duration::seconds(600)).timestamp_millis())
         );
     }
 }

@@ -8,8 +8,9 @@
 use super::*;
 use crate::helpers::db::both_backends;
 
-/// Move the shared clock to the next moment something is due (a poll, or a queued job's
-/// run_at), at least one second ahead.
+/// Move the shared clock to the next moment something is due: the next poll of a running
+/// job, or (when nothing runs) a queued job's run_at; at least one second ahead. Queued
+/// jobs behind a running one on the same instance wait for it, not for their run_at.
 async fn advance_to_next_due(rig: &Rig) {
     let now = rig.clock.now();
     let mut next: Option<chrono::DateTime<Utc>> = None;
@@ -18,8 +19,10 @@ async fn advance_to_next_due(rig: &Rig) {
             next = Some(next.map_or(t, |n| n.min(t)));
         }
     }
-    for j in rig.jobs_in(JobState::Queued).await {
-        next = Some(next.map_or(j.run_at, |n| n.min(j.run_at)));
+    if next.is_none() {
+        for j in rig.jobs_in(JobState::Queued).await {
+            next = Some(next.map_or(j.run_at, |n| n.min(j.run_at)));
+        }
     }
     let target = next.unwrap_or(now).max(now + chrono::Duration::seconds(1));
     rig.clock.set(target);
