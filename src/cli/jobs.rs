@@ -454,7 +454,7 @@ async fn watch(store: &DynStore, a: WatchArgs) -> anyhow::Result<()> {
                 seen.insert(j.id, j);
                 s
             });
-            bar.finish_with_message(format!("{}", or_dash(state)));
+            bar.finish_with_message(or_dash(state));
             multi.remove(&bar);
             if let Some(s) = state {
                 let _ = multi.println(format!("job {id}: {s}"));

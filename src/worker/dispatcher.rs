@@ -146,24 +146,18 @@ pub fn decide_error(
         DbsErrorKind::Transient => spend_or_fail(job, e, p, now, unit, None),
         // The task may exist now: reconcile before any resubmission. Never a terminal
         // failure from here — the next claim lists the instance's tasks first, and only
-        // gives up (with attempts exhausted) when no matching task exists.
-        DbsErrorKind::Ambiguous => {
-            let attempt = job.attempts.saturating_add(1);
-            let delay = p
-                .retry
-                .delay(attempt.max(1) as u32, unit, e.retry_after)
-                .min(Duration::from_secs(60));
-            Decision::Requeue {
-                run_at: after(now, delay),
-                spend_attempt: true,
-                needs_reconcile: Some(true),
-                error: job_error(e),
-                reason: format!(
-                    "ambiguous: reconcile before resubmitting, in {:.1}s",
-                    delay.as_secs_f64()
-                ),
-            }
-        }
+        // gives up (with attempts exhausted) when no matching task exists. The job keeps
+        // its place in the queue (its original `run_at`, no backoff): it must be the next
+        // job claimed on its instance, because the task it may have created holds the
+        // instance; a sibling submitted first would be refused (or, on a lenient cloud,
+        // run a second task on the instance). A failing reconcile listing backs off.
+        DbsErrorKind::Ambiguous => Decision::Requeue {
+            run_at: job.run_at.min(now),
+            spend_attempt: true,
+            needs_reconcile: Some(true),
+            error: job_error(e),
+            reason: "ambiguous: reconcile before resubmitting".into(),
+        },
         DbsErrorKind::Permanent | DbsErrorKind::NotFound => Decision::Fail {
             error: job_error(e),
             reason: format!("permanent error {}", e.code),
@@ -529,6 +523,14 @@ pub async fn process(
                 adopted: false,
                 reason: "CreateDownload accepted".into(),
             }),
+            Err(e) if e.kind == DbsErrorKind::Ambiguous => {
+                // Look at once, while we still hold the instance: usually the task is
+                // there and the job goes straight to running.
+                if let Some(d) = reconcile_now(ctx, &job, &e).await {
+                    return Some(d);
+                }
+                Some(on_error(ctx, p, &job, &e))
+            }
             Err(e) => {
                 let d = on_error(ctx, p, &job, &e);
                 let Decision::Lookup(why) = d else {
@@ -565,6 +567,39 @@ pub async fn process(
         return release(ctx, &job, &patch).await;
     };
     record(ctx, &job, decision).await
+}
+
+/// After an ambiguous CreateDownload: list the instance's recent tasks (twice, a second
+/// apart, in case the listing lags the create) and adopt the match if there is one.
+async fn reconcile_now(ctx: &WorkerContext, job: &Job, cause: &DbsError) -> Option<Decision> {
+    let key = job.instance_key();
+    for round in 0..2 {
+        if round > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        ctx.gate.wait(&key.region).await;
+        let now = ctx.clock.now();
+        match reconcile::list_recent(&ctx.client, &key, now, ctx.config.recent_window).await {
+            Ok(tasks) => {
+                if let Some(t) = find_match(&job.request, &tasks) {
+                    return Some(Decision::Running {
+                        task: t.clone(),
+                        request_id: cause.request_id.clone(),
+                        adopted: true,
+                        reason: format!(
+                            "reconciled after {}: adopted task {}",
+                            cause.code, t.task_id
+                        ),
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::debug!(job.id = job.id, error = %e, "reconcile listing failed");
+                return None;
+            }
+        }
+    }
+    None
 }
 
 /// Classify, remembering throttling in the region gate.

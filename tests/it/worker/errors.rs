@@ -234,9 +234,12 @@ async fn ambiguous_create_is_reconciled_not_resubmitted(db: TestDb) {
     .await;
     let job = rig.enqueue(pitr_request(&instance(0), 0)).await;
     let r = rig.dispatcher.run_once().await.unwrap();
-    assert_eq!(r.requeued, 1);
+    // Reconciled at once, while the job still holds its instance.
+    assert_eq!((r.running, r.adopted), (1, 1));
     let j = rig.job(job.id).await;
-    assert!(j.needs_reconcile);
+    assert_eq!(j.state, JobState::Running);
+    assert!(!j.needs_reconcile);
+    assert_eq!(j.attempts, 0, "it worked: no attempt spent");
     assert_eq!(rig.sim.stats().total_tasks_created(), 1);
     rig.run_until_idle(Duration::from_secs(20), 200).await;
     let j = rig.job(job.id).await;
