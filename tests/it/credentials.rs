@@ -229,7 +229,10 @@ async fn falls_back_to_imdsv1_unless_disabled() {
         .unwrap()
         .imdsv1_disabled(true);
     let err = strict.credentials().await.unwrap_err();
-    assert!(err.message.contains("ALIBABA_CLOUD_IMDSV1_DISABLED"), "{err}");
+    assert!(
+        err.message.contains("ALIBABA_CLOUD_IMDSV1_DISABLED"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

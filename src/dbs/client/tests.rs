@@ -575,3 +575,32 @@ async fn storage_info_and_retry() {
     assert_eq!(seen[1].param("TaskId"), Some("dt-1"));
     assert_eq!(seen[1].param("InstanceName"), Some("rm-1"));
 }
+
+#[test]
+fn config_from_settings_maps_every_key() {
+    let mut s = crate::config::Settings::load_from(None, Vec::new())
+        .unwrap()
+        .dbs;
+    let c = DbsClientConfig::from_settings(&s);
+    assert_eq!(c.endpoint_override, None);
+    assert_eq!(c.rds_endpoint_override, None);
+    assert_eq!(c.signature, SignatureVersion::V3);
+    assert_eq!(
+        c.connect_timeout,
+        Duration::from_millis(s.connect_timeout_ms)
+    );
+    assert_eq!(
+        c.request_timeout,
+        Duration::from_millis(s.request_timeout_ms)
+    );
+    s.endpoint = "http://127.0.0.1:8089".into();
+    s.signature = SignatureVersion::V2;
+    s.burst = 3;
+    let c = DbsClientConfig::from_settings(&s);
+    assert_eq!(
+        c.endpoint_override.as_deref(),
+        Some("http://127.0.0.1:8089")
+    );
+    assert_eq!(c.signature, SignatureVersion::V2);
+    assert_eq!(c.burst, 3);
+}
