@@ -477,7 +477,16 @@ async fn timeout_after_send_is_ambiguous_for_writes_only() {
             });
         }
     });
-    let c = client(&format!("http://{addr}"));
+    let config = DbsClientConfig {
+        endpoint_override: Some(format!("http://{addr}")),
+        request_timeout: Duration::from_millis(250),
+        ..Default::default()
+    };
+    let c = DbsClient::new(
+        config,
+        Arc::new(StaticCredentials(Credentials::access_key(AK, SECRET))),
+    )
+    .unwrap();
     let err = c.create_download(&full_request()).await.unwrap_err();
     assert_eq!(err.kind, DbsErrorKind::Ambiguous);
     assert_eq!(err.code, "Network.Timeout");
