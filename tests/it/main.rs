@@ -1,3 +1,5 @@
 //! The one integration-test binary. Each area is a module; helpers are shared.
 
+mod credentials;
+mod dbs;
 mod helpers;
