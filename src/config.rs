@@ -108,6 +108,8 @@ pub struct DbsSettings {
     pub calls_per_second_per_region: f64,
     pub burst: u32,
     pub recent_window_days: u32,
+    /// Permit plain-http endpoint overrides beyond loopback (simulator in compose only).
+    pub allow_insecure_http: bool,
 }
 
 /// Role of an API token.
@@ -263,7 +265,8 @@ impl Settings {
             ("dbs.rds_endpoint", &d.rds_endpoint),
         ] {
             if !value.is_empty() {
-                crate::dbs::endpoints::check_override(value).map_err(|rule| invalid(key, rule))?;
+                crate::dbs::endpoints::check_override(value, d.allow_insecure_http)
+                    .map_err(|rule| invalid(key, rule))?;
             }
         }
         if d.access_key_id.is_empty() != d.access_key_secret.expose_secret().is_empty() {
@@ -364,6 +367,7 @@ impl Settings {
                 "calls_per_second_per_region": self.dbs.calls_per_second_per_region,
                 "burst": self.dbs.burst,
                 "recent_window_days": self.dbs.recent_window_days,
+                "allow_insecure_http": self.dbs.allow_insecure_http,
             },
             "api": {
                 "listen": self.api.listen,

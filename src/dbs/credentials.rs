@@ -348,6 +348,7 @@ mod tests {
             calls_per_second_per_region: 10.0,
             burst: 1,
             recent_window_days: 7,
+            allow_insecure_http: false,
         }
     }
 

@@ -105,6 +105,7 @@ fn client_with(base: &str, signature: SignatureVersion, creds: Credentials) -> D
         request_timeout: Duration::from_millis(800),
         calls_per_second_per_region: 1000.0,
         burst: 100,
+        allow_insecure_http: false,
     };
     DbsClient::new(config, Arc::new(StaticCredentials(creds))).unwrap()
 }
