@@ -23,6 +23,11 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
 }
 
+/// A finite number above zero (NaN and infinity are rejected too).
+fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
 fn invalid(key: &str, rule: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_string(),
@@ -107,6 +112,8 @@ pub struct DbsSettings {
     pub calls_per_second_per_region: f64,
     pub burst: u32,
     pub recent_window_days: u32,
+    /// Permit plain-http endpoint overrides beyond loopback (simulator in compose only).
+    pub allow_insecure_http: bool,
 }
 
 /// Role of an API token.
@@ -234,20 +241,20 @@ impl Settings {
         if w.default_max_attempts < 1 {
             return Err(invalid("worker.default_max_attempts", "must be at least 1"));
         }
-        if !(w.retry.base_seconds > 0.0) || w.retry.cap_seconds < w.retry.base_seconds {
+        if !positive(w.retry.base_seconds) || w.retry.cap_seconds < w.retry.base_seconds {
             return Err(invalid(
                 "worker.retry",
                 "base_seconds must be > 0 and cap_seconds >= base_seconds",
             ));
         }
         let t = &self.tracker;
-        if !(t.poll_initial_seconds > 0.0) || t.poll_max_seconds < t.poll_initial_seconds {
+        if !positive(t.poll_initial_seconds) || t.poll_max_seconds < t.poll_initial_seconds {
             return Err(invalid(
                 "tracker.poll_initial_seconds",
                 "must be > 0 and not above tracker.poll_max_seconds",
             ));
         }
-        if !(t.poll_growth >= 1.0) {
+        if !t.poll_growth.is_finite() || t.poll_growth < 1.0 {
             return Err(invalid("tracker.poll_growth", "must be at least 1.0"));
         }
         if !(300..=86400).contains(&t.url_duration_seconds) {
@@ -271,7 +278,8 @@ impl Settings {
             ("dbs.rds_endpoint", &d.rds_endpoint),
         ] {
             if !value.is_empty() {
-                crate::dbs::endpoints::check_override(value).map_err(|rule| invalid(key, rule))?;
+                crate::dbs::endpoints::check_override(value, d.allow_insecure_http)
+                    .map_err(|rule| invalid(key, rule))?;
             }
         }
         if d.access_key_id.is_empty() != d.access_key_secret.expose_secret().is_empty() {
@@ -280,7 +288,7 @@ impl Settings {
                 "dbs.access_key_id and dbs.access_key_secret must be set together",
             ));
         }
-        if !(d.calls_per_second_per_region > 0.0) {
+        if !positive(d.calls_per_second_per_region) {
             return Err(invalid("dbs.calls_per_second_per_region", "must be > 0"));
         }
         if d.burst == 0 {
@@ -314,7 +322,7 @@ impl Settings {
                 "must be a tracing filter such as info",
             ));
         }
-        if !(self.scheduler.tick_seconds > 0.0) {
+        if !positive(self.scheduler.tick_seconds) {
             return Err(invalid("scheduler.tick_seconds", "must be > 0"));
         }
         Ok(())
@@ -374,6 +382,7 @@ impl Settings {
                 "calls_per_second_per_region": self.dbs.calls_per_second_per_region,
                 "burst": self.dbs.burst,
                 "recent_window_days": self.dbs.recent_window_days,
+                "allow_insecure_http": self.dbs.allow_insecure_http,
             },
             "api": {
                 "listen": self.api.listen,

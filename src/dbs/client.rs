@@ -50,6 +50,9 @@ pub struct DbsClientConfig {
     /// Per-region token bucket shared by every caller of this client.
     pub calls_per_second_per_region: f64,
     pub burst: u32,
+    /// Allow plain `http://` overrides on non-loopback hosts (a simulator in another
+    /// container); never for the real cloud.
+    pub allow_insecure_http: bool,
 }
 
 impl Default for DbsClientConfig {
@@ -63,6 +66,7 @@ impl Default for DbsClientConfig {
             request_timeout: Duration::from_millis(30000),
             calls_per_second_per_region: 10.0,
             burst: 20,
+            allow_insecure_http: false,
         }
     }
 }
@@ -79,6 +83,7 @@ impl DbsClientConfig {
             request_timeout: Duration::from_millis(s.request_timeout_ms),
             calls_per_second_per_region: s.calls_per_second_per_region,
             burst: s.burst,
+            allow_insecure_http: s.allow_insecure_http,
         }
     }
 }
@@ -171,9 +176,13 @@ fn check_region(region: &str) -> Result<(), DbsError> {
     Ok(())
 }
 
-fn parse_override(key: &str, value: &Option<String>) -> Result<Option<url::Url>, DbsError> {
+fn parse_override(
+    key: &str,
+    value: &Option<String>,
+    allow_insecure_http: bool,
+) -> Result<Option<url::Url>, DbsError> {
     let Some(raw) = value else { return Ok(None) };
-    endpoints::check_override(raw).map_err(|rule| invalid(key, rule))?;
+    endpoints::check_override(raw, allow_insecure_http).map_err(|rule| invalid(key, rule))?;
     let url = url::Url::parse(raw).map_err(|e| invalid(key, e))?;
     if url.path() != "/" || url.query().is_some() {
         return Err(invalid(
@@ -217,8 +226,16 @@ impl DbsClient {
         credentials: Arc<dyn CredentialsProvider>,
         clock: DynClock,
     ) -> Result<Self, DbsError> {
-        let dbs_override = parse_override("dbs.endpoint", &config.endpoint_override)?;
-        let rds_override = parse_override("dbs.rds_endpoint", &config.rds_endpoint_override)?;
+        let dbs_override = parse_override(
+            "dbs.endpoint",
+            &config.endpoint_override,
+            config.allow_insecure_http,
+        )?;
+        let rds_override = parse_override(
+            "dbs.rds_endpoint",
+            &config.rds_endpoint_override,
+            config.allow_insecure_http,
+        )?;
         let rate = config.calls_per_second_per_region;
         if rate.is_nan() || rate <= 0.0 {
             return Err(invalid("dbs.calls_per_second_per_region", "must be > 0"));
@@ -707,3 +724,6 @@ impl DbsClient {
         Ok(request)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -61,6 +61,12 @@ impl Credentials {
         }
     }
 
+    /// Test helper: the same credentials with an STS token.
+    #[cfg(test)]
+    pub(crate) fn with_token_for_tests(self, token: &str) -> Self {
+        self.with_token(Some(token))
+    }
+
     /// `token` empty ⇒ none.
     fn with_token(mut self, token: Option<&str>) -> Self {
         self.security_token = token
@@ -342,6 +348,7 @@ mod tests {
             calls_per_second_per_region: 10.0,
             burst: 1,
             recent_window_days: 7,
+            allow_insecure_http: false,
         }
     }
 

@@ -51,8 +51,9 @@ pub fn rds_host(region: &str) -> String {
     }
 }
 
-/// An endpoint override must be https, or plain http on a loopback address only.
-pub fn check_override(url: &str) -> Result<(), String> {
+/// An endpoint override must be https, or plain http on a loopback address only
+/// (`allow_insecure_http` lifts that for a simulator on another host, e.g. in compose).
+pub fn check_override(url: &str, allow_insecure_http: bool) -> Result<(), String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("is not a URL: {e}"))?;
     match parsed.scheme() {
         "https" => Ok(()),
@@ -63,10 +64,10 @@ pub fn check_override(url: &str) -> Result<(), String> {
                 Some(url::Host::Domain(d)) => d == "localhost",
                 None => false,
             };
-            if loopback {
+            if loopback || allow_insecure_http {
                 Ok(())
             } else {
-                Err("plain http:// is allowed only for loopback addresses; use https://".into())
+                Err("plain http:// is allowed only for loopback addresses (or with dbs.allow_insecure_http = true); use https://".into())
             }
         }
         other => Err(format!(
@@ -94,9 +95,10 @@ mod tests {
 
     #[test]
     fn overrides_are_https_or_loopback() {
-        assert!(check_override("https://dbs.example").is_ok());
-        assert!(check_override("http://127.0.0.1:8089").is_ok());
-        assert!(check_override("http://10.0.0.1:8089").is_err());
-        assert!(check_override("ftp://x").is_err());
+        assert!(check_override("https://dbs.example", false).is_ok());
+        assert!(check_override("http://127.0.0.1:8089", false).is_ok());
+        assert!(check_override("http://10.0.0.1:8089", false).is_err());
+        assert!(check_override("http://sim:8089", true).is_ok());
+        assert!(check_override("ftp://x", true).is_err());
     }
 }
