@@ -417,7 +417,7 @@ async fn watch(store: &DynStore, a: WatchArgs) -> anyhow::Result<()> {
             running.len()
         ));
         header.tick();
-        for j in running.iter().chain(submitting.iter()) {
+        for j in queued.iter().chain(&submitting).chain(&running) {
             seen.insert(j.id, j.clone());
         }
         for j in &running {

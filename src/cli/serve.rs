@@ -40,7 +40,11 @@ pub async fn run(args: ServeArgs, settings: Settings) -> anyhow::Result<()> {
     if !(args.sim_time_scale.is_finite() && args.sim_time_scale > 0.0) {
         anyhow::bail!("--sim-time-scale: must be a number > 0");
     }
-    let sim_config = SimConfig::demo().time_scale(args.sim_time_scale);
+    // A fresh seed per run: task ids of a restarted simulator must not repeat the ids of
+    // the previous one (which the database may still track).
+    let sim_config = SimConfig::demo()
+        .time_scale(args.sim_time_scale)
+        .seed(rand::random());
     let fleet = sim_config.fleet.clone();
     let sim = Simulator::start(sim_config, "127.0.0.1:0").await?;
     tracing::info!(endpoint = %sim.endpoint(), "simulated DBS running in-process (demo key pair)");
