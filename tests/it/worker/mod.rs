@@ -9,6 +9,7 @@ mod cost;
 mod crash;
 mod errors;
 mod fleet;
+mod lifecycle;
 
 use crate::helpers::db::TestDb;
 use chrono::Utc;
