@@ -1,1 +1,6 @@
-//! STUB: see design.md; filled in by its issue.
+//! Cron schedules → jobs, exactly once per fire time across any number of processes.
+
+pub mod cron;
+pub mod model;
+pub mod plan;
+pub mod template;
