@@ -608,7 +608,8 @@ mod tests {
 
     #[test]
     fn each_bad_input_names_its_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut ScheduleSpec)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut ScheduleSpec)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("cron", Box::new(|s| s.cron = "not a cron".into())),
             (
                 "timezone",
