@@ -53,3 +53,36 @@ impl BackupFinder for DbsClient {
             .await
     }
 }
+
+/// Wire the scheduler into `serve`: sync the config-declared schedules, then tick until
+/// `stop`. Does nothing when `scheduler.enabled` is false. The service ends with an error
+/// only if the declared schedules cannot be synced.
+pub fn spawn(
+    store: &crate::store::DynStore,
+    client: &DbsClient,
+    settings: &crate::config::Settings,
+    clock: crate::clock::DynClock,
+    services: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    stop: &tokio_util::sync::CancellationToken,
+) {
+    if !settings.scheduler.enabled {
+        tracing::info!("scheduler disabled (scheduler.enabled = false)");
+        return;
+    }
+    let store = store.clone();
+    let declared = settings.scheduler.schedules.clone();
+    let scheduler = Scheduler::new(
+        store.clone(),
+        clock.clone(),
+        Config::from_settings(&settings.scheduler, &settings.worker.id),
+    )
+    .with_backups(std::sync::Arc::new(client.clone()));
+    let stop = stop.clone();
+    services.spawn(async move {
+        let report = sync::sync_declared(store.as_ref(), &declared, clock.now()).await?;
+        tracing::info!(created = ?report.created, updated = ?report.updated,
+            deleted = ?report.deleted, conflicts = ?report.conflicts, "declared schedules synced");
+        scheduler.run(stop).await;
+        Ok(())
+    });
+}
