@@ -1,5 +1,5 @@
 -- Schedules (issue 5): cron schedules that turn into jobs, exactly once per fire time.
--- Timestamps are RFC 3339 text in UTC (as sqlx writes chrono values), which sorts correctly.
+-- Times are INTEGER UNIX milliseconds (UTC), as in 0001.
 
 CREATE TABLE schedules (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -10,16 +10,16 @@ CREATE TABLE schedules (
     origin           TEXT NOT NULL CHECK (origin IN ('api', 'cli', 'config')),
     -- Cursor: every fire time at or before it has been handled. NULL = none yet
     -- (fires start after created_at).
-    last_fire_time   TEXT,
+    last_fire_time   INTEGER,
     -- Next fire after the cursor; NULL when the expression never fires again.
-    next_fire_time   TEXT,
+    next_fire_time   INTEGER,
     -- Bumped by every spec change; fences the cursor advance.
     version          INTEGER NOT NULL DEFAULT 1,
     -- A scheduler working on this schedule (claim → enqueue → advance).
     lease_owner      TEXT,
-    lease_expires_at TEXT,
-    created_at       TEXT NOT NULL,
-    updated_at       TEXT NOT NULL
+    lease_expires_at INTEGER,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL
 );
 
 CREATE INDEX schedules_due ON schedules (next_fire_time) WHERE enabled = 1;
@@ -28,7 +28,7 @@ CREATE INDEX schedules_due ON schedules (next_fire_time) WHERE enabled = 1;
 CREATE TABLE schedule_runs (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     schedule_id  INTEGER NOT NULL REFERENCES schedules (id) ON DELETE CASCADE,
-    fire_time    TEXT NOT NULL,
+    fire_time    INTEGER NOT NULL,
     region       TEXT NOT NULL DEFAULT '',
     instance     TEXT NOT NULL DEFAULT '',
     outcome      TEXT NOT NULL CHECK (outcome IN ('enqueued', 'skipped')),
@@ -36,7 +36,7 @@ CREATE TABLE schedule_runs (
                                         'misfire_bound', 'no_targets', 'invalid_request')),
     detail       TEXT,
     job_id       INTEGER,
-    recorded_at  TEXT NOT NULL,
+    recorded_at  INTEGER NOT NULL,
     CHECK ((outcome = 'skipped') = (reason IS NOT NULL)),
     UNIQUE (schedule_id, fire_time, region, instance)
 );

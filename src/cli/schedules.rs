@@ -4,8 +4,7 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::dbs::credentials::{Credentials, StaticCredentials};
-use crate::dbs::{DbsClient, DbsClientConfig};
+use crate::dbs::DbsClient;
 use crate::model::{FormatType, InstanceKey, TargetType};
 use crate::scheduler::fire::FireOutcome;
 use crate::scheduler::model::{
@@ -14,10 +13,8 @@ use crate::scheduler::model::{
 };
 use crate::scheduler::{ops, BackupFinder};
 use anyhow::Context;
-use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SchedulesCommand {
@@ -172,40 +169,16 @@ impl AddArgs {
     }
 }
 
-/// A DBS client for `latest_full` look-ups when credentials are configured (settings or
-/// the `ALIBABA_CLOUD_*` environment); `None` otherwise.
+/// A DBS client for `latest_full` look-ups when credentials can be found; `None` otherwise
+/// (preview then reports the look-up as impossible).
 fn backups(settings: &Settings) -> Option<Arc<dyn BackupFinder>> {
-    let d = &settings.dbs;
-    let (id, secret) = if !d.access_key_id.is_empty() {
-        (
-            d.access_key_id.clone(),
-            d.access_key_secret.expose_secret().to_string(),
-        )
-    } else {
-        (
-            std::env::var("ALIBABA_CLOUD_ACCESS_KEY_ID").ok()?,
-            std::env::var("ALIBABA_CLOUD_ACCESS_KEY_SECRET").ok()?,
-        )
-    };
-    let client = DbsClient::new(
-        DbsClientConfig {
-            endpoint_override: (!d.endpoint.is_empty()).then(|| d.endpoint.clone()),
-            rds_endpoint_override: (!d.rds_endpoint.is_empty()).then(|| d.rds_endpoint.clone()),
-            signature: d.signature,
-            connect_timeout: Duration::from_millis(d.connect_timeout_ms),
-            request_timeout: Duration::from_millis(d.request_timeout_ms),
-            calls_per_second_per_region: d.calls_per_second_per_region,
-            burst: d.burst,
-        },
-        Arc::new(StaticCredentials(Credentials {
-            access_key_id: id,
-            access_key_secret: secret.into(),
-            security_token: (!d.security_token.expose_secret().is_empty())
-                .then(|| d.security_token.clone()),
-        })),
-    )
-    .ok()?;
-    Some(Arc::new(client))
+    match DbsClient::from_settings(&settings.dbs) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            eprintln!("note: no DBS client ({e}); latest_full cannot be resolved");
+            None
+        }
+    }
 }
 
 fn window(settings: &Settings) -> chrono::Duration {
@@ -279,9 +252,6 @@ pub async fn run(args: SchedulesCommand, settings: Settings) -> anyhow::Result<(
         SchedulesCommand::Preview { name, at } => {
             let s = ops::get(store, &name).await?;
             let b = backups(&settings);
-            if b.is_none() && s.spec.backup == BackupSelection::LatestFull {
-                eprintln!("note: no DBS credentials configured; latest_full cannot be resolved");
-            }
             let out = ops::preview(store, b.as_deref(), &clock, &s, at, window(&settings)).await?;
             print_outcome("would enqueue", &out);
         }

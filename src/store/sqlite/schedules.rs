@@ -12,8 +12,32 @@ use crate::store::schedules::{
 use crate::store::StoreError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use chrono::TimeZone;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
+
+// Times are INTEGER UNIX milliseconds, as in the jobs table.
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn opt_ms(t: Option<DateTime<Utc>>) -> Option<i64> {
+    t.map(ms)
+}
+
+fn opt_time(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    row.try_get::<Option<i64>, _>(column)?
+        .map(|v| {
+            Utc.timestamp_millis_opt(v)
+                .single()
+                .ok_or_else(|| StoreError::Corrupt(format!("{column}: {v} is not a time")))
+        })
+        .transpose()
+}
+
+fn time(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, StoreError> {
+    opt_time(row, column)?.ok_or_else(|| StoreError::Corrupt(format!("{column} is NULL")))
+}
 
 const COLS: &str = "id, name, spec, enabled, origin, last_fire_time, next_fire_time, version, \
                     created_at, updated_at";
@@ -28,11 +52,11 @@ fn schedule(row: &SqliteRow) -> Result<Schedule, StoreError> {
         spec,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         origin: decode::origin(&origin)?,
-        last_fire_time: row.try_get("last_fire_time")?,
-        next_fire_time: row.try_get("next_fire_time")?,
+        last_fire_time: opt_time(row, "last_fire_time")?,
+        next_fire_time: opt_time(row, "next_fire_time")?,
         version: row.try_get("version")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
     })
 }
 
@@ -41,13 +65,13 @@ fn run(row: &SqliteRow) -> Result<ScheduleRun, StoreError> {
     Ok(ScheduleRun {
         id: row.try_get("id")?,
         schedule_id: row.try_get("schedule_id")?,
-        fire_time: row.try_get("fire_time")?,
+        fire_time: time(row, "fire_time")?,
         instance: decode::instance(row.try_get("region")?, row.try_get("instance")?),
         outcome: decode::outcome(&outcome)?,
         reason: decode::reason(row.try_get("reason")?)?,
         detail: row.try_get("detail")?,
         job_id: row.try_get("job_id")?,
-        recorded_at: row.try_get("recorded_at")?,
+        recorded_at: time(row, "recorded_at")?,
     })
 }
 
@@ -71,8 +95,8 @@ impl ScheduleStore for SqliteStore {
             .bind(spec_json(&s.spec))
             .bind(s.enabled as i64)
             .bind(s.origin.as_str())
-            .bind(s.next_fire_time)
-            .bind(s.now)
+            .bind(opt_ms(s.next_fire_time))
+            .bind(ms(s.now))
             .fetch_one(&self.pool)
             .await
             .map_err(|e| decode::name_taken(&e, &s.spec.name).unwrap_or(e.into()))?;
@@ -113,8 +137,8 @@ impl ScheduleStore for SqliteStore {
             .bind(u.id)
             .bind(&u.spec.name)
             .bind(spec_json(&u.spec))
-            .bind(u.next_fire_time)
-            .bind(u.now)
+            .bind(opt_ms(u.next_fire_time))
+            .bind(ms(u.now))
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| decode::name_taken(&e, &u.spec.name).unwrap_or(e.into()))?;
@@ -138,9 +162,9 @@ impl ScheduleStore for SqliteStore {
                 "UPDATE schedules SET enabled = 0, updated_at = ?2 WHERE id = ?1 RETURNING {COLS}"
             )
         };
-        let mut q = sqlx::query(&sql).bind(p.id).bind(p.now);
+        let mut q = sqlx::query(&sql).bind(p.id).bind(ms(p.now));
         if p.enabled {
-            q = q.bind(p.next_fire_time);
+            q = q.bind(opt_ms(p.next_fire_time));
         }
         let row = q.fetch_optional(&self.pool).await?;
         row.as_ref().map(schedule).transpose()
@@ -173,8 +197,8 @@ impl ScheduleStore for SqliteStore {
         );
         let rows = sqlx::query(&sql)
             .bind(&p.owner)
-            .bind(lease_until(p.now, p.lease))
-            .bind(p.now)
+            .bind(ms(lease_until(p.now, p.lease)))
+            .bind(ms(p.now))
             .bind(p.limit as i64)
             .fetch_all(&self.pool)
             .await?;
@@ -188,11 +212,11 @@ impl ScheduleStore for SqliteStore {
              WHERE id = ?1 AND last_fire_time IS ?2 AND version = ?3",
         )
         .bind(p.id)
-        .bind(p.expected_last_fire_time)
+        .bind(opt_ms(p.expected_last_fire_time))
         .bind(p.expected_version)
-        .bind(p.last_fire_time)
-        .bind(p.next_fire_time)
-        .bind(p.now)
+        .bind(ms(p.last_fire_time))
+        .bind(opt_ms(p.next_fire_time))
+        .bind(ms(p.now))
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -224,14 +248,14 @@ impl ScheduleStore for SqliteStore {
              ON CONFLICT (schedule_id, fire_time, region, instance) DO NOTHING",
         )
         .bind(r.schedule_id)
-        .bind(r.fire_time)
+        .bind(ms(r.fire_time))
         .bind(region)
         .bind(instance)
         .bind(r.outcome.as_str())
         .bind(r.reason.map(|x| x.as_str()))
         .bind(&r.detail)
         .bind(r.job_id)
-        .bind(r.now)
+        .bind(ms(r.now))
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -271,7 +295,7 @@ impl ScheduleStore for SqliteStore {
         .bind(schedule_id)
         .bind(&key.region)
         .bind(&key.instance)
-        .bind(fire_time)
+        .bind(ms(fire_time))
         .fetch_optional(&self.pool)
         .await?;
         Ok(id)
