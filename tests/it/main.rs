@@ -2,4 +2,5 @@
 
 mod dbs;
 mod helpers;
+mod scheduler;
 mod store;
