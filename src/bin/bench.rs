@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Claim + complete throughput of the queue per backlog size, on each backend.
     Store(store_bench::StoreArgs),
+    /// Fire lag (due time → job enqueued) with N schedules due in the same minute.
+    Scheduler(scheduler_bench::SchedulerArgs),
 }
 
 #[tokio::main]
@@ -24,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Store(args) => store_bench::run(args).await,
+        Command::Scheduler(args) => scheduler_bench::run(args).await,
     }
     .context("benchmark failed")
 }
@@ -274,6 +277,192 @@ mod store_bench {
         println!(
             "{backend:<10} {backlog:>9} {jobs:>9} {secs:>10.2} {:>10.0}",
             jobs as f64 / secs
+        );
+        Ok(())
+    }
+}
+
+/// `bench scheduler`: N one-instance schedules all due at the same minute; one scheduler
+/// (or several, racing on PostgreSQL) wakes exactly at the due time and fires them. The
+/// fire lag of each job (due time → enqueued) is measured on a clock that starts at the
+/// due instant and runs in real time; p50/p99/max and fires/s are printed.
+mod scheduler_bench {
+    use anyhow::Context;
+    use chrono::{DateTime, Utc};
+    use dbs_archiver::clock::Clock;
+    use dbs_archiver::scheduler::model::{
+        BackupSelection, OverlapPolicy, ScheduleOrigin, ScheduleSpec,
+    };
+    use dbs_archiver::scheduler::{ops, Config, Scheduler};
+    use dbs_archiver::store::postgres::PgStore;
+    use dbs_archiver::store::sqlite::SqliteStore;
+    use dbs_archiver::store::DynStore;
+    use sqlx::Connection;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+    pub enum Backend {
+        Sqlite,
+        Postgres,
+        Both,
+    }
+
+    #[derive(Debug, clap::Args)]
+    pub struct SchedulerArgs {
+        #[arg(long, value_enum, default_value = "both")]
+        backend: Backend,
+        /// Schedules due in the same minute.
+        #[arg(long, default_value_t = 1000)]
+        schedules: u32,
+        /// Schedulers racing for them (separate store handles, as separate processes).
+        #[arg(long, default_value_t = 1)]
+        schedulers: usize,
+        /// Schedules of a claimed batch worked on at once, per scheduler.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Schedules claimed per batch.
+        #[arg(long, default_value_t = 100)]
+        batch: u32,
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        database_url: String,
+    }
+
+    /// Real time, starting at the due instant.
+    #[derive(Debug)]
+    struct FromInstant {
+        start: Instant,
+        at: DateTime<Utc>,
+    }
+
+    impl Clock for FromInstant {
+        fn now(&self) -> DateTime<Utc> {
+            self.at + chrono::Duration::from_std(self.start.elapsed()).unwrap_or_default()
+        }
+    }
+
+    pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
+        println!(
+            "fire lag: {} schedules due in the same minute, {} scheduler(s), concurrency {}, \
+             batch {}",
+            args.schedules, args.schedulers, args.concurrency, args.batch
+        );
+        println!(
+            "{:<10} {:>9} {:>9} {:>9} {:>9} {:>10}",
+            "backend", "p50 s", "p99 s", "max s", "wall s", "fires/s"
+        );
+        if matches!(args.backend, Backend::Sqlite | Backend::Both) {
+            let path = std::env::temp_dir().join(format!(
+                "dbs-archiver-bench-sched-{}.db",
+                std::process::id()
+            ));
+            let url = format!("sqlite://{}", path.display());
+            let pool = (args.concurrency + 2) as u32;
+            let store: DynStore = Arc::new(SqliteStore::connect(&url, pool).await?);
+            store.migrate().await?;
+            // SQLite is one process: the schedulers share the handle.
+            let handles = vec![store.clone(); args.schedulers];
+            let result = round("sqlite", store, handles, &args).await;
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+            result?;
+        }
+        if matches!(args.backend, Backend::Postgres | Backend::Both) {
+            let name = format!("dbs_archiver_bench_sched_{}", std::process::id());
+            let mut admin = sqlx::PgConnection::connect(&args.database_url)
+                .await
+                .context("connect to DATABASE_URL")?;
+            sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
+                .execute(&mut admin)
+                .await?;
+            let mut url = url::Url::parse(&args.database_url)?;
+            url.set_path(&format!("/{name}"));
+            let url = url.to_string();
+            let result = async {
+                let pool = (args.concurrency + 2) as u32;
+                let store: DynStore = Arc::new(PgStore::connect(&url, pool).await?);
+                store.migrate().await?;
+                let mut handles = Vec::new();
+                for _ in 0..args.schedulers {
+                    let h: DynStore = Arc::new(PgStore::connect(&url, pool).await?);
+                    handles.push(h);
+                }
+                round("postgres", store, handles, &args).await
+            }
+            .await;
+            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .execute(&mut admin)
+                .await?;
+            result?;
+        }
+        Ok(())
+    }
+
+    async fn round(
+        label: &str,
+        store: DynStore,
+        handles: Vec<DynStore>,
+        args: &SchedulerArgs,
+    ) -> anyhow::Result<()> {
+        let created_at: DateTime<Utc> = "2026-07-01T00:00:30Z".parse()?;
+        let due: DateTime<Utc> = "2026-07-01T00:01:00Z".parse()?;
+        for i in 0..args.schedules {
+            let mut spec =
+                ScheduleSpec::example(&format!("b{i:05}"), "cn-hangzhou", &format!("rm-b{i:05}"));
+            spec.cron = "* * * * *".into();
+            spec.backup = BackupSelection::PitrAtFireTime;
+            spec.overlap = OverlapPolicy::Queue;
+            ops::create(store.as_ref(), spec, ScheduleOrigin::Api, created_at).await?;
+        }
+        let clock = Arc::new(FromInstant {
+            start: Instant::now(),
+            at: due,
+        });
+        let schedulers: Vec<Scheduler> = handles
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| {
+                Scheduler::new(
+                    h,
+                    clock.clone(),
+                    Config {
+                        owner: format!("bench-{i}"),
+                        concurrency: args.concurrency,
+                        batch_size: args.batch,
+                        lease: Duration::from_secs(60),
+                        ..Config::default()
+                    },
+                )
+            })
+            .collect();
+        let started = Instant::now();
+        let reports =
+            futures::future::try_join_all(schedulers.iter().map(|s| s.run_once(due))).await?;
+        let wall = started.elapsed().as_secs_f64();
+        let mut lags: Vec<f64> = reports.iter().flat_map(|r| r.lags.clone()).collect();
+        anyhow::ensure!(
+            lags.len() == args.schedules as usize,
+            "expected {} jobs, created {}",
+            args.schedules,
+            lags.len()
+        );
+        lags.sort_by(|a, b| a.total_cmp(b));
+        let pct = |p: f64| lags[((lags.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "{:<10} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>10.0}",
+            label,
+            pct(0.50),
+            pct(0.99),
+            lags[lags.len() - 1],
+            wall,
+            lags.len() as f64 / wall
         );
         Ok(())
     }
