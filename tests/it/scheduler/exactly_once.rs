@@ -36,7 +36,14 @@ async fn three_schedulers_race(db: TestDb) {
     let schedulers: Vec<_> = handles
         .iter()
         .enumerate()
-        .map(|(i, store)| scheduler(store, &clock, &format!("proc-{i}")))
+        .map(|(i, store)| {
+            // Small batches, so the three interleave claim by claim.
+            let config = Config {
+                batch_size: 5,
+                ..config(&format!("proc-{i}"))
+            };
+            Scheduler::new(store.clone(), Arc::new(clock.clone()), config)
+        })
         .collect();
     let mut created = 0;
     let mut per_process = [0usize; 3];
