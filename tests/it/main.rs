@@ -3,3 +3,5 @@
 mod credentials;
 mod dbs;
 mod helpers;
+mod scheduler;
+mod store;
