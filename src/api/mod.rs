@@ -1,1 +1,197 @@
-//! STUB: see design.md; filled in by its issue.
+//! The admin HTTP API (axum): enqueue and inspect downloads, schedules, instances, health,
+//! `/metrics`, the OpenAPI document and a small server-rendered status page.
+//!
+//! `app::run` builds an [`ApiState`], binds `api.listen` and calls [`serve`]; tests call
+//! [`router`] or [`serve`] on a port-0 listener. Every route is registered through
+//! [`Routes`], which records `(method, path)`, so a test can check that the OpenAPI document
+//! and the served routes never drift apart.
+
+pub mod auth;
+pub mod downloads;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod instances;
+pub mod openapi;
+pub mod status_page;
+pub mod views;
+
+use crate::config::{ApiSettings, Settings};
+use crate::store::DynStore;
+use auth::Auth;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{self, MethodRouter};
+use axum::{Extension, Router};
+use error::ApiError;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: DynStore,
+    pub settings: Arc<ApiSettings>,
+    pub auth: Arc<Auth>,
+    /// `worker.default_max_attempts`, for enqueues that do not say.
+    pub default_max_attempts: i32,
+    pub metrics: PrometheusHandle,
+}
+
+impl ApiState {
+    pub fn new(store: DynStore, settings: &Settings) -> Self {
+        Self {
+            store,
+            auth: Arc::new(Auth::new(&settings.api.tokens)),
+            settings: Arc::new(settings.api.clone()),
+            default_max_attempts: settings.worker.default_max_attempts,
+            metrics: crate::telemetry::metrics_handle(),
+        }
+    }
+}
+
+/// A router that remembers what it serves.
+pub struct Routes {
+    router: Router<ApiState>,
+    table: Vec<(Method, &'static str)>,
+}
+
+impl Routes {
+    fn new() -> Self {
+        Self {
+            router: Router::new(),
+            table: Vec::new(),
+        }
+    }
+
+    fn add(mut self, method: Method, path: &'static str, route: MethodRouter<ApiState>) -> Self {
+        self.table.push((method, path));
+        self.router = self.router.route(path, route);
+        self
+    }
+
+    fn get<H: Handler<T, ApiState>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.add(Method::GET, path, routing::get(h))
+    }
+
+    fn post<H: Handler<T, ApiState>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.add(Method::POST, path, routing::post(h))
+    }
+
+    #[allow(dead_code)]
+    fn put<H: Handler<T, ApiState>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.add(Method::PUT, path, routing::put(h))
+    }
+
+    #[allow(dead_code)]
+    fn delete<H: Handler<T, ApiState>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.add(Method::DELETE, path, routing::delete(h))
+    }
+}
+
+/// Every route, in one place.
+fn routes() -> Routes {
+    Routes::new()
+        .get("/", status_page::page)
+        .get("/healthz", health::healthz)
+        .get("/readyz", health::readyz)
+        .get("/metrics", health::metrics)
+        .get("/v1/openapi.json", openapi::openapi_json)
+        .post("/v1/downloads", downloads::enqueue)
+        .get("/v1/downloads", downloads::list)
+        .get("/v1/downloads/{id}", downloads::get)
+        .post("/v1/downloads/{id}/cancel", downloads::cancel)
+        .post("/v1/downloads/{id}/retry", downloads::retry)
+        .get("/v1/instances", instances::list)
+        .post(
+            "/v1/instances/{region}/{instance}/unblock",
+            instances::unblock,
+        )
+}
+
+/// `(method, path)` of every served route, paths in OpenAPI template syntax.
+pub fn route_table() -> Vec<(Method, &'static str)> {
+    routes().table
+}
+
+/// The complete application: routes, auth, limits, timeouts, error shapes, metrics.
+pub fn router(state: ApiState) -> Router {
+    let limit = state.settings.body_limit_bytes;
+    let timeout = Duration::from_millis(state.settings.request_timeout_ms);
+    routes()
+        .router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(Extension(extract::BodyLimit(limit)))
+        .layer(middleware::from_fn(move |req, next| {
+            with_timeout(timeout, req, next)
+        }))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
+        .with_state(state)
+}
+
+/// Serve until `shutdown` fires, then finish in-flight requests.
+pub async fn serve(
+    state: ApiState,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "admin API listening");
+    }
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::Timeout(limit.as_millis() as u64).into_response(),
+    }
+}
+
+fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+/// `dbs_archiver_api_requests_total{method,route,status}` and the latency histogram.
+/// `route` is the matched template (a small fixed set), never the raw path.
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().as_str().to_string();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("dbs_archiver_api_requests_total",
+        "method" => method.clone(), "route" => route.clone(), "status" => status)
+    .increment(1);
+    metrics::histogram!("dbs_archiver_api_request_duration_seconds",
+        "method" => method, "route" => route)
+    .record(start.elapsed().as_secs_f64());
+    response
+}
