@@ -11,6 +11,7 @@
 mod error;
 pub mod postgres;
 pub mod schedules;
+mod sql;
 pub mod sqlite;
 
 pub use error::StoreError;
@@ -31,12 +32,13 @@ pub type DynStore = Arc<dyn Store>;
 /// Open the backend named by the URL scheme (`sqlite://…` or `postgres://…`).
 pub async fn connect(url: &str, max_connections: u32) -> Result<DynStore, StoreError> {
     if url.starts_with("sqlite:") {
-        // STUB until the store lands: Ok(Arc::new(sqlite::SqliteStore::connect(..).await?))
-        sqlite::SqliteStore::connect(url, max_connections).await?;
-        unreachable!()
+        Ok(Arc::new(
+            sqlite::SqliteStore::connect(url, max_connections).await?,
+        ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        postgres::PgStore::connect(url, max_connections).await?;
-        unreachable!()
+        Ok(Arc::new(
+            postgres::PgStore::connect(url, max_connections).await?,
+        ))
     } else {
         Err(StoreError::Config(format!(
             "database.url: must start with sqlite:// or postgres://, got {:?}",

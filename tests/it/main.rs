@@ -1,3 +1,4 @@
 //! The one integration-test binary. Each area is a module; helpers are shared.
 
 mod helpers;
+mod store;

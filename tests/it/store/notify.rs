@@ -1,0 +1,47 @@
+//! Wake-ups: in-process enqueues on both backends; plain SQL INSERTs on PostgreSQL.
+
+use crate::helpers::db::{both_backends, postgres, TestDb};
+use std::time::Duration;
+
+const SQL_INSERT: &str = "INSERT INTO jobs (region, instance, bak_set_type, bak_set_id, \
+    format, target_type) VALUES ('cn-hangzhou', 'rm-sql', 'full', '1', 'CSV', 'URL')";
+
+async fn enqueue_wakes_a_waiting_worker(db: TestDb) {
+    let notify = db.store.job_notifier();
+    // Drain a permit a previous wake-up may have left.
+    let _ = tokio::time::timeout(Duration::from_millis(20), notify.notified()).await;
+    let woken = notify.notified();
+    tokio::pin!(woken);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), &mut woken)
+            .await
+            .is_err(),
+        "nothing enqueued yet"
+    );
+    db.enqueue("rm-1").await;
+    tokio::time::timeout(Duration::from_secs(5), woken)
+        .await
+        .expect("enqueue wakes the notifier");
+}
+
+both_backends!(enqueue_wakes_a_waiting_worker);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_sql_insert_wakes_the_postgres_notifier() {
+    let Some(db) = postgres().await else { return };
+    let notify = db.store.job_notifier();
+    let _ = tokio::time::timeout(Duration::from_millis(20), notify.notified()).await;
+    let woken = notify.notified();
+    tokio::pin!(woken);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), &mut woken)
+            .await
+            .is_err(),
+        "nothing inserted yet"
+    );
+    // A separate connection, as any SQL client: the trigger NOTIFYs, the store LISTENs.
+    db.exec(SQL_INSERT).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), woken)
+        .await
+        .expect("a plain SQL INSERT wakes the notifier through NOTIFY");
+}
