@@ -1,4 +1,5 @@
 //! The one integration-test binary. Each area is a module; helpers are shared.
 
+mod api;
 mod helpers;
 mod store;
