@@ -151,11 +151,25 @@ pub struct TelemetrySettings {
     pub otlp_endpoint: String,
 }
 
+/// `[scheduler]`: see docs/schedules.md.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulerSettings {
     pub enabled: bool,
     pub tick_seconds: f64,
+    /// Schedules claimed per batch.
+    pub batch_size: u32,
+    /// How long a scheduler holds a claimed schedule before another may take it over.
+    pub lease_seconds: u64,
+    /// A fire found later than this after its time is a misfire (policy applies).
+    pub misfire_grace_seconds: u64,
+    /// Bound of the `fire_all` misfire policy (and default of a schedule's `misfire_max`).
+    pub max_misfire_fires: u32,
+    /// DescribeBackups look-back for `latest_full` (hours).
+    pub latest_full_window_hours: u32,
+    /// Declarative schedules, synced at start-up (`[[scheduler.schedules]]`).
+    #[serde(default)]
+    pub schedules: Vec<crate::scheduler::ScheduleSpec>,
 }
 
 impl Settings {
@@ -200,6 +214,8 @@ impl Settings {
     }
 
     /// The rules that serde cannot express.
+    // `!(x > 0.0)` is deliberate: it also rejects NaN.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.database.url;
         if !(url.starts_with("sqlite:")
@@ -310,9 +326,21 @@ impl Settings {
                 "must be a tracing filter such as info",
             ));
         }
-        if !(self.scheduler.tick_seconds > 0.0) {
+        let sc = &self.scheduler;
+        if !(sc.tick_seconds > 0.0) {
             return Err(invalid("scheduler.tick_seconds", "must be > 0"));
         }
+        if sc.latest_full_window_hours == 0 {
+            return Err(invalid(
+                "scheduler.latest_full_window_hours",
+                "must be at least 1",
+            ));
+        }
+        crate::scheduler::Config::from_settings(sc, "x")
+            .validate()
+            .map_err(|e| invalid(&e.field, e.rule))?;
+        crate::scheduler::sync::validate_declared(&sc.schedules)
+            .map_err(|e| invalid(&e.field, e.rule))?;
         Ok(())
     }
 
@@ -387,6 +415,12 @@ impl Settings {
             "scheduler": {
                 "enabled": self.scheduler.enabled,
                 "tick_seconds": self.scheduler.tick_seconds,
+                "batch_size": self.scheduler.batch_size,
+                "lease_seconds": self.scheduler.lease_seconds,
+                "misfire_grace_seconds": self.scheduler.misfire_grace_seconds,
+                "max_misfire_fires": self.scheduler.max_misfire_fires,
+                "latest_full_window_hours": self.scheduler.latest_full_window_hours,
+                "schedules": self.scheduler.schedules,
             },
         });
         toml::to_string_pretty(&value).unwrap_or_else(|e| format!("# cannot render: {e}"))
@@ -446,6 +480,53 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("concurency"), "{e}");
+    }
+
+    #[test]
+    fn declared_schedules_load_and_bad_ones_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let good = r#"
+[[scheduler.schedules]]
+name = "nightly"
+cron = "30 2 * * *"
+timezone = "Asia/Shanghai"
+backup = "pitr_at_fire_time"
+targets = { kind = "prefix", prefix = "rm-prod-", region = "cn-hangzhou" }
+template = { format = "Parquet", target_type = "OSS", bucket = "archive", bucket_region = "cn-hangzhou", path = "{instance}/{date}/" }
+"#;
+        std::fs::write(&path, good).unwrap();
+        let s = Settings::load_from(Some(&path), env(&[])).unwrap();
+        assert_eq!(s.scheduler.schedules.len(), 1);
+        assert_eq!(s.scheduler.schedules[0].timezone, "Asia/Shanghai");
+        assert!(s.redacted_toml().contains("nightly"));
+
+        std::fs::write(&path, good.replace("{date}", "{day}")).unwrap();
+        let e = Settings::load_from(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scheduler.schedules[0].template.path"), "{e}");
+        assert!(e.contains("{day}"), "{e}");
+
+        std::fs::write(&path, good.replace("Asia/Shanghai", "Asia/Atlantis")).unwrap();
+        let e = Settings::load_from(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scheduler.schedules[0].timezone"), "{e}");
+
+        std::fs::write(&path, good.replace("pitr_at_fire_time", "whenever")).unwrap();
+        let e = Settings::load_from(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("backup"), "{e}");
+
+        let e = Settings::load_from(
+            None,
+            env(&[("DBS_ARCHIVER__SCHEDULER__MAX_MISFIRE_FIRES", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("scheduler.max_misfire_fires"), "{e}");
     }
 
     #[test]

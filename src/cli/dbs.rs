@@ -1,13 +1,297 @@
-//! `dbs-archiver dbs` (STUB: filled in by issue #3).
+//! `dbs-archiver dbs …`: make one signed DBS/RDS call with the configured settings and
+//! print the reply as JSON. A debugging aid (and the way docs/simulator.md shows a signed
+//! call against the simulator): `dbs.endpoint`, `dbs.signature` and the explicit keys
+//! `dbs.access_key_id`/`dbs.access_key_secret` (or the `ALIBABA_CLOUD_*` environment
+//! variables) decide where and how it is sent.
 
 use crate::config::Settings;
+use crate::dbs::credentials::{Credentials, StaticCredentials};
+use crate::dbs::types::{DescribeTasksQuery, DownloadTask};
+use crate::dbs::{DbsClient, DbsClientConfig, DbsError};
+use crate::model::{BakSetType, DownloadRequest, FormatType, TargetType};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Region and instance, shared by every call.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// RegionCode of the instance (e.g. cn-hangzhou).
+    #[arg(long)]
+    pub region: String,
+    /// InstanceName (e.g. rm-demo0001).
+    #[arg(long)]
+    pub instance: String,
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DbsCommand {
-    /// Call CreateDownload.
-    CreateDownload,
+    /// CreateDownload (validated first, exactly as the worker sends it).
+    CreateDownload {
+        #[command(flatten)]
+        target: Target,
+        /// full or pitr.
+        #[arg(long, default_value = "full")]
+        bak_set_type: BakSetType,
+        #[arg(long)]
+        bak_set_id: Option<String>,
+        #[arg(long)]
+        bak_set_size: Option<i64>,
+        /// UNIX milliseconds (pitr).
+        #[arg(long)]
+        point_in_time_ms: Option<i64>,
+        /// CSV, SQL or Parquet.
+        #[arg(long)]
+        format: FormatType,
+        /// OSS or URL.
+        #[arg(long)]
+        target_type: TargetType,
+        #[arg(long)]
+        target_bucket: Option<String>,
+        #[arg(long)]
+        target_oss_region: Option<String>,
+        #[arg(long)]
+        target_path: Option<String>,
+    },
+    /// DescribeDownloadTask: one page, or every page with --all.
+    DescribeTasks {
+        #[command(flatten)]
+        target: Target,
+        /// State filter (initializing, queueing, running, failed, finished, expired).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        page_size: u32,
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        #[arg(long)]
+        all: bool,
+    },
+    /// DescribeDownloadBackupSetStorageInfo: the URL of a finished URL-target task.
+    StorageInfo {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        task_id: String,
+        /// URL validity in seconds (300–86400).
+        #[arg(long, default_value_t = 7200)]
+        duration: u32,
+    },
+    /// RetryDownloadTask on a failed task.
+    Retry {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        task_id: String,
+    },
+    /// DescribeDownloadSupport.
+    Support {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// RDS DescribeBackups: the newest successful full backup within --days.
+    LatestBackup {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 7)]
+        days: i64,
+    },
 }
 
-pub async fn run(_args: DbsCommand, _settings: Settings) -> anyhow::Result<()> {
-    anyhow::bail!("`dbs` is not implemented yet")
+fn non_empty(s: &str) -> Option<String> {
+    (!s.trim().is_empty()).then(|| s.to_string())
+}
+
+/// Explicit settings first, then the standard environment variables.
+fn credentials(settings: &Settings) -> anyhow::Result<Credentials> {
+    let d = &settings.dbs;
+    if let Some(id) = non_empty(&d.access_key_id) {
+        return Ok(Credentials {
+            access_key_id: id,
+            access_key_secret: d.access_key_secret.clone(),
+            security_token: non_empty(d.security_token.expose_secret()).map(SecretString::from),
+        });
+    }
+    let id = std::env::var("ALIBABA_CLOUD_ACCESS_KEY_ID").ok();
+    let secret = std::env::var("ALIBABA_CLOUD_ACCESS_KEY_SECRET").ok();
+    match (id, secret) {
+        (Some(id), Some(secret)) => Ok(Credentials {
+            access_key_id: id,
+            access_key_secret: SecretString::from(secret),
+            security_token: std::env::var("ALIBABA_CLOUD_SECURITY_TOKEN")
+                .ok()
+                .map(SecretString::from),
+        }),
+        _ => anyhow::bail!(
+            "no credentials: set dbs.access_key_id and dbs.access_key_secret \
+             (DBS_ARCHIVER__DBS__ACCESS_KEY_ID / DBS_ARCHIVER__DBS__ACCESS_KEY_SECRET) or \
+             ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+        ),
+    }
+}
+
+/// A client from `[dbs]`; the RDS endpoint falls back to `dbs.endpoint` (the simulator
+/// serves both).
+pub fn client_from_settings(settings: &Settings) -> anyhow::Result<DbsClient> {
+    let d = &settings.dbs;
+    let endpoint = non_empty(&d.endpoint);
+    let config = DbsClientConfig {
+        rds_endpoint_override: non_empty(&d.rds_endpoint).or_else(|| endpoint.clone()),
+        endpoint_override: endpoint,
+        signature: d.signature,
+        connect_timeout: Duration::from_millis(d.connect_timeout_ms),
+        request_timeout: Duration::from_millis(d.request_timeout_ms),
+        calls_per_second_per_region: d.calls_per_second_per_region,
+        burst: d.burst,
+    };
+    let creds = Arc::new(StaticCredentials(credentials(settings)?));
+    Ok(DbsClient::new(config, creds)?)
+}
+
+fn task_json(t: &DownloadTask) -> serde_json::Value {
+    serde_json::to_value(t).unwrap_or_default()
+}
+
+fn print(v: serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
+    );
+}
+
+fn failed(e: DbsError) -> anyhow::Error {
+    print(json!({
+        "error": {
+            "kind": e.kind.as_str(),
+            "code": e.code,
+            "message": e.message,
+            "request_id": e.request_id,
+            "http_status": e.http_status,
+            "retry_after_ms": e.retry_after.map(|d| d.as_millis() as u64),
+        }
+    }));
+    anyhow::anyhow!("the call failed: {e}")
+}
+
+pub async fn run(args: DbsCommand, settings: Settings) -> anyhow::Result<()> {
+    let client = client_from_settings(&settings)?;
+    match args {
+        DbsCommand::CreateDownload {
+            target,
+            bak_set_type,
+            bak_set_id,
+            bak_set_size,
+            point_in_time_ms,
+            format,
+            target_type,
+            target_bucket,
+            target_oss_region,
+            target_path,
+        } => {
+            let mut req = DownloadRequest::example_full(&target.region, &target.instance, "");
+            req.bak_set_type = bak_set_type;
+            req.bak_set_id = bak_set_id;
+            req.bak_set_size = bak_set_size;
+            req.download_point_in_time = point_in_time_ms;
+            req.format = format;
+            req.target_type = target_type;
+            req.target_bucket = target_bucket;
+            req.target_oss_region = target_oss_region;
+            req.target_path = target_path;
+            req.validate()?;
+            let r = client.create_download(&req).await.map_err(failed)?;
+            print(json!({ "RequestId": r.request_id, "Task": task_json(&r.data) }));
+        }
+        DbsCommand::DescribeTasks {
+            target,
+            state,
+            page_size,
+            page,
+            all,
+        } => {
+            let q = DescribeTasksQuery {
+                region: target.region,
+                instance: target.instance,
+                state,
+                page_size,
+                page,
+                ..DescribeTasksQuery::default()
+            };
+            if all {
+                let tasks = client.list_download_tasks(&q).await.map_err(failed)?;
+                print(json!({ "Tasks": tasks.iter().map(task_json).collect::<Vec<_>>() }));
+            } else {
+                let r = client.describe_download_tasks(&q).await.map_err(failed)?;
+                let p = r.data;
+                print(json!({
+                    "RequestId": r.request_id,
+                    "PageNumber": p.page_number,
+                    "PageSize": p.page_size,
+                    "TotalElements": p.total_elements,
+                    "TotalPages": p.total_pages,
+                    "Tasks": p.tasks.iter().map(task_json).collect::<Vec<_>>(),
+                }));
+            }
+        }
+        DbsCommand::StorageInfo {
+            target,
+            task_id,
+            duration,
+        } => {
+            let r = client
+                .describe_download_backup_set_storage_info(
+                    &target.region,
+                    &target.instance,
+                    &task_id,
+                    duration,
+                )
+                .await
+                .map_err(failed)?;
+            print(json!({
+                "RequestId": r.request_id,
+                "PublicUrl": r.data.public_url,
+                "PrivateUrl": r.data.private_url,
+                "ExpirationTimeMs": r.data.expiration_time_ms,
+            }));
+        }
+        DbsCommand::Retry { target, task_id } => {
+            let r = client
+                .retry_download_task(&target.region, &target.instance, &task_id)
+                .await
+                .map_err(failed)?;
+            print(json!({ "RequestId": r.request_id, "Retried": task_id }));
+        }
+        DbsCommand::Support { target } => {
+            let r = client
+                .describe_download_support(&target.region, &target.instance)
+                .await
+                .map_err(failed)?;
+            print(json!({ "RequestId": r.request_id, "Supported": r.data }));
+        }
+        DbsCommand::LatestBackup { target, days } => {
+            let b = client
+                .latest_full_backup(
+                    &target.region,
+                    &target.instance,
+                    chrono::Duration::days(days),
+                )
+                .await
+                .map_err(failed)?;
+            print(match b {
+                None => json!({ "Backup": null }),
+                Some(b) => json!({ "Backup": {
+                    "BackupId": b.backup_id,
+                    "BackupSize": b.backup_size,
+                    "BackupStartTime": b.backup_start_time,
+                    "BackupEndTime": b.backup_end_time,
+                    "BackupStatus": b.backup_status,
+                    "BackupType": b.backup_type,
+                    "BackupMethod": b.backup_method,
+                    "IsAvail": b.is_avail,
+                }}),
+            });
+        }
+    }
+    Ok(())
 }
