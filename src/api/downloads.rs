@@ -62,9 +62,6 @@ pub async fn enqueue(
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let (request, options) = body.into_parts();
-    for (field, value) in super::views::request_strings(&request) {
-        printable(field, value)?;
-    }
     request.validate()?;
     let priority = options.priority.unwrap_or(0);
     if !(-1000..=1000).contains(&priority) {

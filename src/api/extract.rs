@@ -64,49 +64,74 @@ fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
 }
 
 /// Deserialize `bytes`, mapping serde's complaint to the field it is about.
+///
+/// Two steps: text → JSON value (a syntax error is 400 `malformed_json`), then a check
+/// that no string holds control characters (PostgreSQL cannot store NUL, and no field has a
+/// use for them), then value → `T` through `serde_path_to_error` (422 naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(v) => {
-            // Trailing garbage after the value is malformed JSON too.
-            de.end().map_err(|e| {
-                ApiError::bad_request("malformed_json", Some("body"), strip_position(&e))
-            })?;
-            Ok(v)
-        }
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("malformed_json", Some("body"), strip_position(&e)))?;
+    no_control_chars(&value, &mut String::new())?;
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Ok(v),
         Err(err) => {
             let path = err.path().to_string();
-            let inner = err.into_inner();
-            let message = strip_position(&inner);
+            let message = strip_position(err.inner());
             let parent = if path == "." || path.is_empty() || path.contains('?') {
                 None
             } else {
                 Some(path)
             };
-            match inner.classify() {
-                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                    Err(ApiError::bad_request(
-                        "malformed_json",
-                        Some(parent.as_deref().unwrap_or("body")),
-                        message,
-                    ))
-                }
-                serde_json::error::Category::Data | serde_json::error::Category::Io => {
-                    // serde reports unknown/missing fields at the parent: name the field.
-                    let named = quoted_name(&message, "unknown field `")
-                        .or_else(|| quoted_name(&message, "missing field `"));
-                    let field = match (parent, named) {
-                        // Unknown fields are already part of the path; missing ones are not.
-                        (Some(p), Some(n)) if p == n || p.ends_with(&format!(".{n}")) => p,
-                        (Some(p), Some(n)) => format!("{p}.{n}"),
-                        (None, Some(n)) => n,
-                        (Some(p), None) => p,
-                        (None, None) => "body".to_string(),
-                    };
-                    Err(ApiError::invalid(field, message))
-                }
-            }
+            // serde reports missing fields at the parent: name the field.
+            let named = quoted_name(&message, "unknown field `")
+                .or_else(|| quoted_name(&message, "missing field `"));
+            let field = match (parent, named) {
+                // Unknown fields are already part of the path; missing ones are not.
+                (Some(p), Some(n)) if p == n || p.ends_with(&format!(".{n}")) => p,
+                (Some(p), Some(n)) => format!("{p}.{n}"),
+                (None, Some(n)) => n,
+                (Some(p), None) => p,
+                (None, None) => "body".to_string(),
+            };
+            Err(ApiError::invalid(field, message))
         }
+    }
+}
+
+fn no_control_chars(v: &serde_json::Value, path: &mut String) -> Result<(), ApiError> {
+    let bad = |path: &str| {
+        ApiError::invalid(
+            if path.is_empty() { "body" } else { path },
+            "must not contain control characters",
+        )
+    };
+    match v {
+        serde_json::Value::String(s) if s.chars().any(char::is_control) => Err(bad(path)),
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                no_control_chars(item, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        serde_json::Value::Object(map) => {
+            for (k, item) in map {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                if k.chars().any(char::is_control) {
+                    return Err(bad(path));
+                }
+                no_control_chars(item, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -253,6 +278,14 @@ mod tests {
         assert_eq!(
             field_of(r#"{"name":"a""#),
             ("malformed_json".into(), Some("body".into()))
+        );
+        assert_eq!(
+            field_of("{\"name\":\"a\\u0000b\"}"),
+            ("validation_failed".into(), Some("name".into()))
+        );
+        assert_eq!(
+            field_of("{\"name\":\"a\",\"inner\":{\"format\":\"\\n\"}}"),
+            ("validation_failed".into(), Some("inner.format".into()))
         );
         assert_eq!(
             field_of(r#"{"name":"a"} x"#),

@@ -13,10 +13,13 @@ pub mod extract;
 pub mod health;
 pub mod instances;
 pub mod openapi;
+pub mod schedules;
 pub mod status_page;
 pub mod views;
 
+use crate::clock::{DynClock, SystemClock};
 use crate::config::{ApiSettings, Settings};
+use crate::scheduler::BackupFinder;
 use crate::store::DynStore;
 use auth::Auth;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -41,6 +44,13 @@ pub struct ApiState {
     /// `worker.default_max_attempts`, for enqueues that do not say.
     pub default_max_attempts: i32,
     pub metrics: PrometheusHandle,
+    /// "Now" for schedule operations (a `ManualClock` in tests).
+    pub clock: DynClock,
+    /// Resolves `latest_full` for schedule preview / run-now; `None` skips those instances
+    /// with reason `backup_lookup_failed` (as the scheduler does without a DBS client).
+    pub backups: Option<Arc<dyn BackupFinder>>,
+    /// `scheduler.latest_full_window_hours`.
+    pub backup_window: chrono::Duration,
 }
 
 impl ApiState {
@@ -51,7 +61,23 @@ impl ApiState {
             settings: Arc::new(settings.api.clone()),
             default_max_attempts: settings.worker.default_max_attempts,
             metrics: crate::telemetry::metrics_handle(),
+            clock: Arc::new(SystemClock),
+            backups: None,
+            backup_window: chrono::Duration::hours(i64::from(
+                settings.scheduler.latest_full_window_hours,
+            )),
         }
+    }
+
+    /// Resolve `latest_full` with this (production: the `DbsClient`).
+    pub fn with_backups(mut self, backups: Arc<dyn BackupFinder>) -> Self {
+        self.backups = Some(backups);
+        self
+    }
+
+    pub fn with_clock(mut self, clock: DynClock) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -83,12 +109,10 @@ impl Routes {
         self.add(Method::POST, path, routing::post(h))
     }
 
-    #[allow(dead_code)]
     fn put<H: Handler<T, ApiState>, T: 'static>(self, path: &'static str, h: H) -> Self {
         self.add(Method::PUT, path, routing::put(h))
     }
 
-    #[allow(dead_code)]
     fn delete<H: Handler<T, ApiState>, T: 'static>(self, path: &'static str, h: H) -> Self {
         self.add(Method::DELETE, path, routing::delete(h))
     }
@@ -112,6 +136,15 @@ fn routes() -> Routes {
             "/v1/instances/{region}/{instance}/unblock",
             instances::unblock,
         )
+        .post("/v1/schedules", schedules::create)
+        .get("/v1/schedules", schedules::list)
+        .get("/v1/schedules/{name}", schedules::get)
+        .put("/v1/schedules/{name}", schedules::update)
+        .delete("/v1/schedules/{name}", schedules::delete)
+        .post("/v1/schedules/{name}/pause", schedules::pause)
+        .post("/v1/schedules/{name}/resume", schedules::resume)
+        .get("/v1/schedules/{name}/preview", schedules::preview)
+        .post("/v1/schedules/{name}/run-now", schedules::run_now)
 }
 
 /// `(method, path)` of every served route, paths in OpenAPI template syntax.

@@ -3,8 +3,12 @@
 //! fails when a route is missing here (or documented but not served).
 
 use super::error::{ErrorBody, ErrorDetail};
+use super::schedules::{
+    FireItemDoc, FireOutcomeDoc, InstanceKeyDoc, ScheduleDetailDoc, ScheduleDoc, ScheduleListDoc,
+    ScheduleRunDoc, ScheduleSpecDoc, TargetsDoc, TemplateDoc,
+};
 use super::views::*;
-use super::{downloads, health, instances, status_page};
+use super::{downloads, health, instances, schedules, status_page};
 use axum::Json;
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -25,6 +29,15 @@ Every error is `{\"error\":{\"code\",\"message\",\"field\"}}`. See docs/api.md."
         downloads::retry,
         instances::list,
         instances::unblock,
+        schedules::create,
+        schedules::list,
+        schedules::get,
+        schedules::update,
+        schedules::delete,
+        schedules::pause,
+        schedules::resume,
+        schedules::preview,
+        schedules::run_now,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -34,13 +47,15 @@ Every error is `{\"error\":{\"code\",\"message\",\"field\"}}`. See docs/api.md."
     components(schemas(
         ErrorBody, ErrorDetail, EnqueueBody, JobView, JobDetail, JobPageView, EventView,
         RequestView, RemoteView, JobErrorView, InstanceView, InstanceList, UnblockResult,
-        HealthStatus,
+        HealthStatus, ScheduleSpecDoc, ScheduleDoc, ScheduleListDoc, ScheduleDetailDoc,
+        ScheduleRunDoc, TargetsDoc, TemplateDoc, InstanceKeyDoc, FireOutcomeDoc, FireItemDoc,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
         (name = "downloads", description = "Download jobs"),
         (name = "instances", description = "Per-instance state and blocks"),
+        (name = "schedules", description = "Cron schedules that enqueue downloads"),
         (name = "health", description = "Liveness, readiness, metrics"),
         (name = "ui", description = "Status page and this document"),
     )

@@ -78,7 +78,8 @@ pub async fn page(State(state): State<ApiState>) -> Result<Response, ApiError> {
         })
         .await?
         .jobs;
-    let now = chrono::Utc::now();
+    let schedules = crate::scheduler::ops::list(state.store.as_ref()).await?;
+    let now = state.clock.now();
 
     let mut h = String::with_capacity(16 * 1024);
     let _ = write!(
@@ -188,6 +189,38 @@ th,td{{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left;font-siz
                 att = j.attempts,
                 max = j.max_attempts,
                 created = escape(&j.created_at.format("%Y-%m-%d %H:%M:%S").to_string()),
+            );
+        }
+        h.push_str("</table>\n");
+    }
+
+    // Schedules.
+    h.push_str("<h2>Schedules</h2>\n");
+    if schedules.is_empty() {
+        h.push_str("<p id=\"schedules-empty\">No schedules.</p>\n");
+    } else {
+        h.push_str(
+            "<table id=\"schedules\"><tr><th>name</th><th>cron</th><th>zone</th><th>status</th>\
+             <th>next fire (UTC)</th><th>last fire (UTC)</th></tr>\n",
+        );
+        for sc in &schedules {
+            let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                opt(t.map(|t| t.format("%Y-%m-%d %H:%M:%S")))
+            };
+            let _ = writeln!(
+                h,
+                "<tr data-schedule=\"{name}\"><td>{name}</td><td><code>{cron}</code></td>\
+                 <td>{tz}</td><td>{status}</td><td>{next}</td><td>{last}</td></tr>",
+                name = escape(&sc.spec.name),
+                cron = escape(&sc.spec.cron),
+                tz = escape(&sc.spec.timezone),
+                status = if sc.enabled { "active" } else { "paused" },
+                next = if sc.enabled {
+                    fmt(sc.next_fire_time)
+                } else {
+                    "—".into()
+                },
+                last = fmt(sc.last_fire_time),
             );
         }
         h.push_str("</table>\n");

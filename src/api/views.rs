@@ -15,7 +15,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 
-fn string_enum(values: &[&str], description: &str) -> RefOr<Schema> {
+pub(crate) fn string_enum_schema(values: &[&str], description: &str) -> RefOr<Schema> {
     RefOr::T(Schema::Object(
         ObjectBuilder::new()
             .schema_type(Type::String)
@@ -26,18 +26,18 @@ fn string_enum(values: &[&str], description: &str) -> RefOr<Schema> {
 }
 
 pub(crate) fn bak_set_type_schema() -> RefOr<Schema> {
-    string_enum(
+    string_enum_schema(
         BakSetType::ALL,
         "`full`: a whole backup set (needs bak_set_id); `pitr`: data as of a point in time",
     )
 }
 
 pub(crate) fn format_schema() -> RefOr<Schema> {
-    string_enum(FormatType::ALL, "Export file format")
+    string_enum_schema(FormatType::ALL, "Export file format")
 }
 
 pub(crate) fn target_type_schema() -> RefOr<Schema> {
-    string_enum(
+    string_enum_schema(
         TargetType::ALL,
         "`OSS`: your bucket (needs target_bucket, target_path, target_oss_region); `URL`: a download URL",
     )
@@ -45,18 +45,23 @@ pub(crate) fn target_type_schema() -> RefOr<Schema> {
 
 pub(crate) fn job_state_schema() -> RefOr<Schema> {
     let all: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
-    string_enum(&all, "Job state (docs/state-machine.md)")
+    string_enum_schema(&all, "Job state (docs/state-machine.md)")
 }
 
 fn optional_job_state_schema() -> RefOr<Schema> {
     let all: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+    nullable_string_enum_schema(&all)
+}
+
+/// A string from `values`, or null.
+pub(crate) fn nullable_string_enum_schema(values: &[&str]) -> RefOr<Schema> {
     RefOr::T(Schema::Object(
         ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
                 Type::String,
                 Type::Null,
             ]))
-            .enum_values(Some(all.into_iter().map(Some).chain([None])))
+            .enum_values(Some(values.iter().copied().map(Some).chain([None])))
             .build(),
     ))
 }
@@ -155,30 +160,6 @@ impl EnqueueBody {
         };
         (request, options)
     }
-}
-
-/// Every string field of a request with its name, for checks that apply to all of them.
-pub fn request_strings(r: &DownloadRequest) -> Vec<(&'static str, &str)> {
-    let mut out = vec![
-        ("region", r.region.as_str()),
-        ("instance", r.instance.as_str()),
-    ];
-    for (name, value) in [
-        ("bak_set_id", &r.bak_set_id),
-        ("target_bucket", &r.target_bucket),
-        ("target_oss_region", &r.target_oss_region),
-        ("target_path", &r.target_path),
-        ("cluster_name", &r.cluster_name),
-        ("is_cluster", &r.is_cluster),
-        ("admin_database", &r.admin_database),
-        ("primary_key_type_only", &r.primary_key_type_only),
-        ("use_zstd", &r.use_zstd),
-    ] {
-        if let Some(v) = value {
-            out.push((name, v.as_str()));
-        }
-    }
-    out
 }
 
 /// The CreateDownload parameters of a job.

@@ -11,8 +11,8 @@ use crate::store::schedules::{
 };
 use crate::store::StoreError;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use chrono::TimeZone;
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 

@@ -8,6 +8,7 @@ mod auth;
 mod downloads;
 mod health;
 mod instances;
+mod schedules;
 mod status_page;
 
 use crate::helpers::db::TestDb;

@@ -129,6 +129,24 @@ async fn status_page_renders_in_chromium(db: TestDb) {
         .await
         .unwrap();
 
+    let r = app
+        .post(
+            "/v1/schedules",
+            Some(ADMIN_TOKEN),
+            &serde_json::json!({
+                "name": "nightly",
+                "cron": "30 2 * * *",
+                "targets": {"kind": "instance", "region": "cn-hangzhou", "instance": "rm-run"},
+                "template": {"format": "CSV", "target_type": "URL"},
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let next = chrono::DateTime::parse_from_rfc3339(r.json()["next_fire_time"].as_str().unwrap())
+        .unwrap()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+
     let Some(dom) = dump_dom(&app.url("/")).await else {
         return;
     };
@@ -183,6 +201,20 @@ async fn status_page_renders_in_chromium(db: TestDb) {
     );
     assert!(run_row.contains("3/10"), "{run_row}");
     assert!(dom.contains("aria-valuenow=\"100\""), "{dom}");
+    // Schedules with their next fire.
+    let schedule_row = dom
+        .lines()
+        .find(|l| l.contains("data-schedule=\"nightly\""))
+        .unwrap_or_else(|| panic!("no schedule row:\n{dom}"));
+    assert!(
+        schedule_row.contains("<code>30 2 * * *</code>"),
+        "{schedule_row}"
+    );
+    assert!(
+        schedule_row.contains(&format!("<td>{next}</td>")),
+        "{schedule_row}"
+    );
+    assert!(next.ends_with("02:30:00"), "{next}");
     // It refreshes itself.
     assert!(dom.contains("http-equiv=\"refresh\""), "{dom}");
     assert!(dom.contains("<title>dbs-archiver status</title>"), "{dom}");
