@@ -208,7 +208,8 @@ async fn schedule_lifecycle(db: TestDb) {
 
 async fn bad_specs_name_the_field(db: TestDb) {
     let app = spawn_app(db).await;
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Mutation, &str)> = vec![
         (Box::new(|s| s["cron"] = json!("every day")), "cron"),
         (
             Box::new(|s| s["timezone"] = json!("Mars/Olympus")),
