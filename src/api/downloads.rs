@@ -5,7 +5,7 @@ use super::extract::{parse_id, parse_time, printable, query_params, time_in_rang
 use super::views::{EnqueueBody, EventView, JobDetail, JobPageView, JobView};
 use super::ApiState;
 use crate::model::{InstanceKey, JobSource, JobState};
-use crate::store::{JobFilter, NewJob};
+use crate::store::{JobFilter, NewJob, StoreError};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -91,7 +91,16 @@ pub async fn enqueue(
         schedule_id: None,
         fire_time: None,
     };
-    let enqueued = state.store.job_enqueue(job).await?;
+    let enqueued = match state.store.job_enqueue(job.clone()).await {
+        // Two replays racing: the loser's insert hits the unique idempotency key; asking
+        // again finds the winner's job.
+        Err(StoreError::Database(sqlx::Error::Database(db)))
+            if db.is_unique_violation() && job.idempotency_key.is_some() =>
+        {
+            state.store.job_enqueue(job).await?
+        }
+        other => other?,
+    };
     if !enqueued.created && enqueued.job.request != request {
         return Err(ApiError::conflict(
             "idempotency_key_reused",

@@ -91,6 +91,33 @@ async fn idempotent_replay_returns_the_same_job(db: TestDb) {
     );
 }
 
+async fn concurrent_replays_make_one_job(db: TestDb) {
+    let app = spawn_app(db).await;
+    let send = || {
+        app.send(
+            app.http
+                .post(app.url("/v1/downloads"))
+                .bearer_auth(ADMIN_TOKEN)
+                .header("Idempotency-Key", "race-1")
+                .json(&request("rm-race")),
+        )
+    };
+    let replies = futures::future::join_all((0..8).map(|_| send())).await;
+    let mut statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 200, 200, 200, 201],
+        "{replies:?}"
+    );
+    let ids: std::collections::BTreeSet<i64> = replies
+        .iter()
+        .map(|r| r.json()["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(app.db.query_i64("SELECT count(*) FROM jobs").await, 1);
+}
+
 async fn bad_bodies_name_the_field(db: TestDb) {
     let app = spawn_app(db).await;
     let check = |body: serde_json::Value, status: u16, code: &'static str, field: &'static str| {
@@ -406,6 +433,7 @@ async fn cancel_and_retry_follow_the_state_machine(db: TestDb) {
 both_backends!(
     enqueue_then_get_with_events,
     idempotent_replay_returns_the_same_job,
+    concurrent_replays_make_one_job,
     bad_bodies_name_the_field,
     oversized_body_is_413,
     list_paginates_newest_first,
