@@ -228,3 +228,34 @@ async fn record_metrics(req: Request, next: Next) -> Response {
     .record(start.elapsed().as_secs_f64());
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_requests_time_out_in_the_error_shape() {
+        let app: Router = Router::new()
+            .route(
+                "/slow",
+                routing::get(|| async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    "late"
+                }),
+            )
+            .route("/fast", routing::get(|| async { "ok" }))
+            .layer(middleware::from_fn(|req, next| {
+                with_timeout(Duration::from_secs(1), req, next)
+            }));
+        let get = |path: &str| Request::builder().uri(path).body(Body::empty()).unwrap();
+        let r = app.clone().oneshot(get("/slow")).await.unwrap();
+        assert_eq!(r.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "timeout");
+        let r = app.oneshot(get("/fast")).await.unwrap();
+        assert_eq!(r.status(), axum::http::StatusCode::OK);
+    }
+}

@@ -118,7 +118,7 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<ScheduleList>, A
 /// One schedule with its next fires and recent history.
 #[utoipa::path(
     get, path = "/v1/schedules/{name}", tag = "schedules",
-    params(("name" = String, Path, description = "Schedule name, or numeric id")),
+    params(("name" = String, Path, description = "Schedule name, or numeric id", pattern = "^[A-Za-z0-9._-]{1,128}$")),
     responses(
         (status = 200, description = "The schedule", body = ScheduleDetailDoc),
         (status = 404, description = "No such schedule", body = ErrorBody),
@@ -141,7 +141,7 @@ pub async fn get(
 /// fire follows the new expression.
 #[utoipa::path(
     put, path = "/v1/schedules/{name}", tag = "schedules",
-    params(("name" = String, Path, description = "Schedule name, or numeric id")),
+    params(("name" = String, Path, description = "Schedule name, or numeric id", pattern = "^[A-Za-z0-9._-]{1,128}$")),
     request_body = ScheduleSpecDoc,
     responses(
         (status = 200, description = "Updated", body = ScheduleDoc),
@@ -167,7 +167,7 @@ pub async fn update(
 /// Stop firing. Resuming does not make up the fires that fell in the pause.
 #[utoipa::path(
     post, path = "/v1/schedules/{name}/pause", tag = "schedules",
-    params(("name" = String, Path, description = "Schedule name, or numeric id")),
+    params(("name" = String, Path, description = "Schedule name, or numeric id", pattern = "^[A-Za-z0-9._-]{1,128}$")),
     responses(
         (status = 200, description = "Paused", body = ScheduleDoc),
         (status = 404, description = "No such schedule", body = ErrorBody),
@@ -184,7 +184,7 @@ pub async fn pause(
 /// Fire again from now on.
 #[utoipa::path(
     post, path = "/v1/schedules/{name}/resume", tag = "schedules",
-    params(("name" = String, Path, description = "Schedule name, or numeric id")),
+    params(("name" = String, Path, description = "Schedule name, or numeric id", pattern = "^[A-Za-z0-9._-]{1,128}$")),
     responses(
         (status = 200, description = "Resumed", body = ScheduleDoc),
         (status = 404, description = "No such schedule", body = ErrorBody),
@@ -201,7 +201,7 @@ pub async fn resume(
 /// Delete the schedule and its fire history; the jobs it enqueued stay.
 #[utoipa::path(
     delete, path = "/v1/schedules/{name}", tag = "schedules",
-    params(("name" = String, Path, description = "Schedule name, or numeric id")),
+    params(("name" = String, Path, description = "Schedule name, or numeric id", pattern = "^[A-Za-z0-9._-]{1,128}$")),
     responses(
         (status = 200, description = "The deleted schedule", body = ScheduleDoc),
         (status = 404, description = "No such schedule", body = ErrorBody),
@@ -221,7 +221,7 @@ pub async fn delete(
 #[utoipa::path(
     get, path = "/v1/schedules/{name}/preview", tag = "schedules",
     params(
-        ("name" = String, Path, description = "Schedule name, or numeric id"),
+        ("name" = String, Path, description = "Schedule name, or numeric id", pattern = "^[A-Za-z0-9._-]{1,128}$"),
         ("at" = Option<DateTime<Utc>>, Query, description = "Preview the fire at this time (RFC 3339) instead of the next one"),
     ),
     responses(
@@ -254,7 +254,7 @@ pub async fn preview(
 /// enqueues once). The cursor does not move.
 #[utoipa::path(
     post, path = "/v1/schedules/{name}/run-now", tag = "schedules",
-    params(("name" = String, Path, description = "Schedule name, or numeric id")),
+    params(("name" = String, Path, description = "Schedule name, or numeric id", pattern = "^[A-Za-z0-9._-]{1,128}$")),
     responses(
         (status = 200, description = "What the fire did", body = FireOutcomeDoc),
         (status = 404, description = "No such schedule", body = ErrorBody),
@@ -312,8 +312,10 @@ pub struct TargetsDoc {
     #[schema(schema_with = target_kind_schema)]
     kind: String,
     /// `instance`: required; `prefix`/`tag`: optional region filter.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     region: Option<String>,
     /// `instance` only.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     instance: Option<String>,
     /// `list` only: `"region/instance"` entries.
     instances: Option<Vec<String>>,
@@ -344,6 +346,7 @@ pub struct TemplateDoc {
 #[allow(dead_code)]
 pub struct ScheduleSpecDoc {
     /// Unique; letters, digits, `-`, `_`, `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     name: String,
     /// 5-field crontab, or 6/7 fields with seconds.
     cron: String,

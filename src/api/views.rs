@@ -71,10 +71,10 @@ pub(crate) fn nullable_string_enum_schema(values: &[&str]) -> RefOr<Schema> {
 #[serde(deny_unknown_fields)]
 pub struct EnqueueBody {
     /// `RegionCode`: the instance's region, e.g. `cn-hangzhou`.
-    #[schema(example = "cn-hangzhou")]
+    #[schema(example = "cn-hangzhou", pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub region: String,
     /// `InstanceName`: the instance or cluster id, e.g. `rm-bp1abc`.
-    #[schema(example = "rm-bp1abc")]
+    #[schema(example = "rm-bp1abc", pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub instance: String,
     #[schema(schema_with = bak_set_type_schema)]
     pub bak_set_type: BakSetType,

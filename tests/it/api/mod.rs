@@ -6,6 +6,7 @@
 
 mod auth;
 mod downloads;
+mod fuzz;
 mod health;
 mod instances;
 mod schedules;
