@@ -159,6 +159,8 @@ pub struct SchedulerSettings {
     pub tick_seconds: f64,
     /// Schedules claimed per batch.
     pub batch_size: u32,
+    /// Schedules of a batch worked on at once (each uses a database connection).
+    pub concurrency: u32,
     /// How long a scheduler holds a claimed schedule before another may take it over.
     pub lease_seconds: u64,
     /// A fire found later than this after its time is a misfire (policy applies).
@@ -416,6 +418,7 @@ impl Settings {
                 "enabled": self.scheduler.enabled,
                 "tick_seconds": self.scheduler.tick_seconds,
                 "batch_size": self.scheduler.batch_size,
+                "concurrency": self.scheduler.concurrency,
                 "lease_seconds": self.scheduler.lease_seconds,
                 "misfire_grace_seconds": self.scheduler.misfire_grace_seconds,
                 "max_misfire_fires": self.scheduler.max_misfire_fires,

@@ -1,18 +1,14 @@
 //! `dbs-archiver dbs …`: make one signed DBS/RDS call with the configured settings and
 //! print the reply as JSON. A debugging aid (and the way docs/simulator.md shows a signed
-//! call against the simulator): `dbs.endpoint`, `dbs.signature` and the explicit keys
-//! `dbs.access_key_id`/`dbs.access_key_secret` (or the `ALIBABA_CLOUD_*` environment
-//! variables) decide where and how it is sent.
+//! call against the simulator): `dbs.endpoint`, `dbs.signature` and the credentials chain
+//! (explicit `dbs.access_key_id`/`dbs.access_key_secret` first) decide where and how it is
+//! sent.
 
 use crate::config::Settings;
-use crate::dbs::credentials::{Credentials, StaticCredentials};
 use crate::dbs::types::{DescribeTasksQuery, DownloadTask};
-use crate::dbs::{DbsClient, DbsClientConfig, DbsError};
+use crate::dbs::{DbsClient, DbsError};
 use crate::model::{BakSetType, DownloadRequest, FormatType, TargetType};
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// Region and instance, shared by every call.
 #[derive(Debug, clap::Args)]
@@ -99,54 +95,15 @@ pub enum DbsCommand {
     },
 }
 
-fn non_empty(s: &str) -> Option<String> {
-    (!s.trim().is_empty()).then(|| s.to_string())
-}
-
-/// Explicit settings first, then the standard environment variables.
-fn credentials(settings: &Settings) -> anyhow::Result<Credentials> {
-    let d = &settings.dbs;
-    if let Some(id) = non_empty(&d.access_key_id) {
-        return Ok(Credentials {
-            access_key_id: id,
-            access_key_secret: d.access_key_secret.clone(),
-            security_token: non_empty(d.security_token.expose_secret()).map(SecretString::from),
-        });
-    }
-    let id = std::env::var("ALIBABA_CLOUD_ACCESS_KEY_ID").ok();
-    let secret = std::env::var("ALIBABA_CLOUD_ACCESS_KEY_SECRET").ok();
-    match (id, secret) {
-        (Some(id), Some(secret)) => Ok(Credentials {
-            access_key_id: id,
-            access_key_secret: SecretString::from(secret),
-            security_token: std::env::var("ALIBABA_CLOUD_SECURITY_TOKEN")
-                .ok()
-                .map(SecretString::from),
-        }),
-        _ => anyhow::bail!(
-            "no credentials: set dbs.access_key_id and dbs.access_key_secret \
-             (DBS_ARCHIVER__DBS__ACCESS_KEY_ID / DBS_ARCHIVER__DBS__ACCESS_KEY_SECRET) or \
-             ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"
-        ),
-    }
-}
-
-/// A client from `[dbs]`; the RDS endpoint falls back to `dbs.endpoint` (the simulator
-/// serves both).
+/// A client from `[dbs]` and the credentials chain (settings → environment → credentials
+/// file → ECS role); the RDS endpoint falls back to `dbs.endpoint` (the simulator serves
+/// both).
 pub fn client_from_settings(settings: &Settings) -> anyhow::Result<DbsClient> {
-    let d = &settings.dbs;
-    let endpoint = non_empty(&d.endpoint);
-    let config = DbsClientConfig {
-        rds_endpoint_override: non_empty(&d.rds_endpoint).or_else(|| endpoint.clone()),
-        endpoint_override: endpoint,
-        signature: d.signature,
-        connect_timeout: Duration::from_millis(d.connect_timeout_ms),
-        request_timeout: Duration::from_millis(d.request_timeout_ms),
-        calls_per_second_per_region: d.calls_per_second_per_region,
-        burst: d.burst,
-    };
-    let creds = Arc::new(StaticCredentials(credentials(settings)?));
-    Ok(DbsClient::new(config, creds)?)
+    let mut dbs = settings.dbs.clone();
+    if dbs.rds_endpoint.trim().is_empty() {
+        dbs.rds_endpoint = dbs.endpoint.clone();
+    }
+    Ok(DbsClient::from_settings(&dbs)?)
 }
 
 fn task_json(t: &DownloadTask) -> serde_json::Value {

@@ -171,7 +171,10 @@ impl AddArgs {
 
 /// A DBS client for `latest_full` look-ups when credentials can be found; `None` otherwise
 /// (preview then reports the look-up as impossible).
-fn backups(settings: &Settings) -> Option<Arc<dyn BackupFinder>> {
+fn backups(settings: &Settings, s: &Schedule) -> Option<Arc<dyn BackupFinder>> {
+    if s.spec.backup != BackupSelection::LatestFull {
+        return None;
+    }
     match DbsClient::from_settings(&settings.dbs) {
         Ok(c) => Some(Arc::new(c)),
         Err(e) => {
@@ -206,7 +209,7 @@ pub async fn run(args: SchedulesCommand, settings: Settings) -> anyhow::Result<(
                     s.id,
                     s.spec.name,
                     if s.enabled { "enabled" } else { "paused" },
-                    s.origin,
+                    s.origin.as_str(),
                     s.spec.cron,
                     s.spec.timezone,
                     s.next_fire_time
@@ -251,13 +254,13 @@ pub async fn run(args: SchedulesCommand, settings: Settings) -> anyhow::Result<(
         }
         SchedulesCommand::Preview { name, at } => {
             let s = ops::get(store, &name).await?;
-            let b = backups(&settings);
+            let b = backups(&settings, &s);
             let out = ops::preview(store, b.as_deref(), &clock, &s, at, window(&settings)).await?;
             print_outcome("would enqueue", &out);
         }
         SchedulesCommand::RunNow { name } => {
             let s = ops::get(store, &name).await?;
-            let b = backups(&settings);
+            let b = backups(&settings, &s);
             let out = ops::run_now(store, b.as_deref(), &clock, &s, window(&settings)).await?;
             print_outcome("enqueued", &out);
         }

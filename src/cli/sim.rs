@@ -240,7 +240,7 @@ mod tests {
             .to_config()
             .unwrap_err();
         assert!(e.to_string().contains("failure_probability"), "{e}");
-        let e = parse(&["--running-secs", "-1"]).to_config().unwrap_err();
+        let e = parse(&["--running-secs=-1"]).to_config().unwrap_err();
         assert!(e.to_string().contains("--running-secs"), "{e}");
     }
 }

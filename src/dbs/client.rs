@@ -707,3 +707,6 @@ impl DbsClient {
         Ok(request)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -61,6 +61,12 @@ impl Credentials {
         }
     }
 
+    /// Test helper: the same credentials with an STS token.
+    #[cfg(test)]
+    pub(crate) fn with_token_for_tests(self, token: &str) -> Self {
+        self.with_token(Some(token))
+    }
+
     /// `token` empty ⇒ none.
     fn with_token(mut self, token: Option<&str>) -> Self {
         self.security_token = token

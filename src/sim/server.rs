@@ -143,6 +143,13 @@ struct CallLog<'a> {
 
 impl CallLog<'_> {
     fn record(&self, st: &mut SimState, code: &str, http_status: u16, task_id: Option<String>) {
+        tracing::debug!(
+            action = self.action,
+            code,
+            http_status,
+            request_id = self.request_id,
+            "simulator call"
+        );
         *st.stats
             .calls
             .entry(self.action.to_string())

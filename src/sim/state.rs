@@ -213,6 +213,9 @@ pub struct SimState {
     pub(crate) config: SimConfig,
     tasks: Vec<Task>,
     task_index: HashMap<String, usize>,
+    /// instance id → indexes into `tasks`, in creation order (keeps creates O(tasks of
+    /// the instance) for benchmarks with many tasks).
+    by_instance: HashMap<String, Vec<usize>>,
     rng: StdRng,
     next_task: u64,
     pub(crate) faults: Faults,
@@ -234,6 +237,7 @@ impl SimState {
             config,
             tasks: Vec::new(),
             task_index: HashMap::new(),
+            by_instance: HashMap::new(),
             next_task: 0,
             stats: SimStats::default(),
             nonces: HashMap::new(),
@@ -335,11 +339,22 @@ impl SimState {
             .map(|i| self.tasks[*i].view(&self.config.durations, now))
     }
 
+    /// The instance's tasks in creation order.
+    fn instance_tasks<'a>(&'a self, instance: &str) -> impl Iterator<Item = &'a Task> + 'a {
+        self.by_instance
+            .get(instance)
+            .into_iter()
+            .flatten()
+            .map(|i| &self.tasks[*i])
+    }
+
     fn active_count(&self, instance: &str, now: i64) -> u64 {
-        self.tasks
-            .iter()
-            .filter(|t| t.instance == instance)
-            .filter(|t| t.view(&self.config.durations, now).is_active())
+        let d = &self.config.durations;
+        self.instance_tasks(instance)
+            .filter(|t| {
+                let s = t.phase(d, now).status;
+                s.is_in_progress() || s == RemoteTaskStatus::Failed
+            })
             .count() as u64
     }
 
@@ -478,8 +493,7 @@ impl SimState {
         };
         let window = self.config.job_exist_window.as_millis() as i64;
         if self
-            .tasks
-            .iter()
+            .instance_tasks(&instance_id)
             .any(|t| !t.cleared && t.created_virt > now - window && t.same_request(&task))
         {
             return Err(Rejection::of("DBS.DownloadTask.JobAlreadyExist"));
@@ -495,6 +509,10 @@ impl SimState {
         task.id = self.new_task_id();
         let view = task.view(&self.config.durations, now);
         self.task_index.insert(task.id.clone(), self.tasks.len());
+        self.by_instance
+            .entry(instance_id.clone())
+            .or_default()
+            .push(self.tasks.len());
         self.tasks.push(task);
         *self
             .stats
@@ -562,9 +580,8 @@ impl SimState {
         };
         let now = self.virt_ms();
         let mut matching: Vec<TaskView> = self
-            .tasks
-            .iter()
-            .filter(|t| t.region == region && t.instance == instance)
+            .instance_tasks(instance)
+            .filter(|t| t.region == region)
             .filter(|t| {
                 p.get("BackupSetId")
                     .is_none_or(|b| t.bak_set_id.as_deref() == Some(b))
@@ -604,9 +621,13 @@ impl SimState {
         let set = p.get("BackupSetId");
         match (instance, set) {
             (Some(i), Some(s)) => self
-                .tasks
-                .iter()
-                .rposition(|t| t.instance == i && t.bak_set_id.as_deref() == Some(s))
+                .by_instance
+                .get(i)
+                .into_iter()
+                .flatten()
+                .rev()
+                .copied()
+                .find(|idx| self.tasks[*idx].bak_set_id.as_deref() == Some(s))
                 .ok_or_else(cannot_find),
             _ => Err(Rejection::param(
                 "taskId can not be empty (or give both backupSetId and instanceName)",
@@ -786,7 +807,9 @@ impl SimState {
         let now = self.virt_ms();
         let d = self.config.durations;
         let mut n = 0;
-        for t in self.tasks.iter_mut().filter(|t| t.instance == instance) {
+        let idxs = self.by_instance.get(instance).cloned().unwrap_or_default();
+        for i in idxs {
+            let t = &mut self.tasks[i];
             if t.phase(&d, now).status == RemoteTaskStatus::Failed {
                 t.cleared = true;
                 n += 1;

@@ -2,5 +2,7 @@
 //! (for what the real client never sends); `sim_wire` checks the simulator's wire
 //! behaviour with it; `client` drives the real `DbsClient` against the simulator.
 
+mod cli;
+mod client;
 mod raw;
 mod sim_wire;
