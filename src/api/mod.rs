@@ -189,6 +189,25 @@ pub async fn serve(
         .await
 }
 
+/// Bind `api.listen` and serve as one of `serve`'s services until `stop` fires. A failure
+/// to bind ends the service with an error naming the key, which stops `serve`.
+pub fn spawn(
+    state: ApiState,
+    services: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    stop: &CancellationToken,
+) {
+    let stop = stop.clone();
+    services.spawn(async move {
+        let listen = state.settings.listen.clone();
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("api.listen: cannot listen on {listen}: {e}"))?;
+        serve(state, listener, stop)
+            .await
+            .map_err(|e| anyhow::anyhow!("admin API server failed: {e}"))
+    });
+}
+
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
 }

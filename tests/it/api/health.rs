@@ -78,3 +78,18 @@ async fn openapi_document_covers_every_route(db: TestDb) {
 }
 
 both_backends!(health_ready_metrics, openapi_document_covers_every_route,);
+
+#[tokio::test]
+async fn spawn_names_api_listen_when_it_cannot_bind() {
+    let db = crate::helpers::db::sqlite().await;
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let settings = super::test_settings(|s| s.api.listen = addr.clone());
+    let state = dbs_archiver::api::ApiState::new(db.store.clone(), &settings);
+    let mut services = tokio::task::JoinSet::new();
+    let stop = tokio_util::sync::CancellationToken::new();
+    dbs_archiver::api::spawn(state, &mut services, &stop);
+    let err = services.join_next().await.unwrap().unwrap().unwrap_err();
+    assert!(err.to_string().contains("api.listen"), "{err}");
+    assert!(err.to_string().contains(&addr), "{err}");
+}
