@@ -137,6 +137,9 @@ pub struct ApiSettings {
     pub open_health: bool,
     pub body_limit_bytes: usize,
     pub request_timeout_ms: u64,
+    /// Serve the status page at `/` without a token (a browser cannot send a bearer
+    /// header); when false, `/` needs a read token like every other GET.
+    pub status_page_open: bool,
 }
 
 /// Log line format.
@@ -307,6 +310,12 @@ impl Settings {
                 "must be an address like 127.0.0.1:8080",
             ));
         }
+        if self.api.body_limit_bytes < 1024 {
+            return Err(invalid("api.body_limit_bytes", "must be at least 1024"));
+        }
+        if self.api.request_timeout_ms == 0 {
+            return Err(invalid("api.request_timeout_ms", "must be at least 1"));
+        }
         for (i, t) in self.api.tokens.iter().enumerate() {
             if t.token.expose_secret().len() < 16 {
                 return Err(invalid(
@@ -406,6 +415,7 @@ impl Settings {
                 "open_health": self.api.open_health,
                 "body_limit_bytes": self.api.body_limit_bytes,
                 "request_timeout_ms": self.api.request_timeout_ms,
+                "status_page_open": self.api.status_page_open,
             },
             "telemetry": {
                 "log_format": self.telemetry.log_format,
