@@ -141,6 +141,9 @@ pub struct ApiSettings {
     pub open_health: bool,
     pub body_limit_bytes: usize,
     pub request_timeout_ms: u64,
+    /// Serve the status page at `/` without a token (a browser cannot send a bearer
+    /// header); when false, `/` needs a read token like every other GET.
+    pub status_page_open: bool,
 }
 
 /// Log line format.
@@ -159,11 +162,27 @@ pub struct TelemetrySettings {
     pub otlp_endpoint: String,
 }
 
+/// `[scheduler]`: see docs/schedules.md.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulerSettings {
     pub enabled: bool,
     pub tick_seconds: f64,
+    /// Schedules claimed per batch.
+    pub batch_size: u32,
+    /// Schedules of a batch worked on at once (each uses a database connection).
+    pub concurrency: u32,
+    /// How long a scheduler holds a claimed schedule before another may take it over.
+    pub lease_seconds: u64,
+    /// A fire found later than this after its time is a misfire (policy applies).
+    pub misfire_grace_seconds: u64,
+    /// Bound of the `fire_all` misfire policy (and default of a schedule's `misfire_max`).
+    pub max_misfire_fires: u32,
+    /// DescribeBackups look-back for `latest_full` (hours).
+    pub latest_full_window_hours: u32,
+    /// Declarative schedules, synced at start-up (`[[scheduler.schedules]]`).
+    #[serde(default)]
+    pub schedules: Vec<crate::scheduler::ScheduleSpec>,
 }
 
 impl Settings {
@@ -208,6 +227,7 @@ impl Settings {
     }
 
     /// The rules that serde cannot express.
+    // `!(x > 0.0)` is deliberate: it also rejects NaN.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.database.url;
         if !(url.starts_with("sqlite:")
@@ -303,6 +323,12 @@ impl Settings {
                 "must be an address like 127.0.0.1:8080",
             ));
         }
+        if self.api.body_limit_bytes < 1024 {
+            return Err(invalid("api.body_limit_bytes", "must be at least 1024"));
+        }
+        if self.api.request_timeout_ms == 0 {
+            return Err(invalid("api.request_timeout_ms", "must be at least 1"));
+        }
         for (i, t) in self.api.tokens.iter().enumerate() {
             if t.token.expose_secret().len() < 16 {
                 return Err(invalid(
@@ -322,9 +348,21 @@ impl Settings {
                 "must be a tracing filter such as info",
             ));
         }
-        if !positive(self.scheduler.tick_seconds) {
+        let sc = &self.scheduler;
+        if !positive(sc.tick_seconds) {
             return Err(invalid("scheduler.tick_seconds", "must be > 0"));
         }
+        if sc.latest_full_window_hours == 0 {
+            return Err(invalid(
+                "scheduler.latest_full_window_hours",
+                "must be at least 1",
+            ));
+        }
+        crate::scheduler::Config::from_settings(sc, "x")
+            .validate()
+            .map_err(|e| invalid(&e.field, e.rule))?;
+        crate::scheduler::sync::validate_declared(&sc.schedules)
+            .map_err(|e| invalid(&e.field, e.rule))?;
         Ok(())
     }
 
@@ -392,6 +430,7 @@ impl Settings {
                 "open_health": self.api.open_health,
                 "body_limit_bytes": self.api.body_limit_bytes,
                 "request_timeout_ms": self.api.request_timeout_ms,
+                "status_page_open": self.api.status_page_open,
             },
             "telemetry": {
                 "log_format": self.telemetry.log_format,
@@ -401,6 +440,13 @@ impl Settings {
             "scheduler": {
                 "enabled": self.scheduler.enabled,
                 "tick_seconds": self.scheduler.tick_seconds,
+                "batch_size": self.scheduler.batch_size,
+                "concurrency": self.scheduler.concurrency,
+                "lease_seconds": self.scheduler.lease_seconds,
+                "misfire_grace_seconds": self.scheduler.misfire_grace_seconds,
+                "max_misfire_fires": self.scheduler.max_misfire_fires,
+                "latest_full_window_hours": self.scheduler.latest_full_window_hours,
+                "schedules": self.scheduler.schedules,
             },
         });
         toml::to_string_pretty(&value).unwrap_or_else(|e| format!("# cannot render: {e}"))
@@ -460,6 +506,53 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("concurency"), "{e}");
+    }
+
+    #[test]
+    fn declared_schedules_load_and_bad_ones_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let good = r#"
+[[scheduler.schedules]]
+name = "nightly"
+cron = "30 2 * * *"
+timezone = "Asia/Shanghai"
+backup = "pitr_at_fire_time"
+targets = { kind = "prefix", prefix = "rm-prod-", region = "cn-hangzhou" }
+template = { format = "Parquet", target_type = "OSS", bucket = "archive", bucket_region = "cn-hangzhou", path = "{instance}/{date}/" }
+"#;
+        std::fs::write(&path, good).unwrap();
+        let s = Settings::load_from(Some(&path), env(&[])).unwrap();
+        assert_eq!(s.scheduler.schedules.len(), 1);
+        assert_eq!(s.scheduler.schedules[0].timezone, "Asia/Shanghai");
+        assert!(s.redacted_toml().contains("nightly"));
+
+        std::fs::write(&path, good.replace("{date}", "{day}")).unwrap();
+        let e = Settings::load_from(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scheduler.schedules[0].template.path"), "{e}");
+        assert!(e.contains("{day}"), "{e}");
+
+        std::fs::write(&path, good.replace("Asia/Shanghai", "Asia/Atlantis")).unwrap();
+        let e = Settings::load_from(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scheduler.schedules[0].timezone"), "{e}");
+
+        std::fs::write(&path, good.replace("pitr_at_fire_time", "whenever")).unwrap();
+        let e = Settings::load_from(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("backup"), "{e}");
+
+        let e = Settings::load_from(
+            None,
+            env(&[("DBS_ARCHIVER__SCHEDULER__MAX_MISFIRE_FIRES", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("scheduler.max_misfire_fires"), "{e}");
     }
 
     #[test]

@@ -144,8 +144,8 @@ fn env_true(env: &HashMap<String, String>, key: &str) -> bool {
     env_value(env, key).is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
-/// Walk the chain: settings → environment → credentials file → ECS RAM role (unless
-/// `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`). The first step that is configured wins;
+/// Walk the chain: settings → environment → credentials file → ECS RAM role (only when a
+/// role is named, and not with `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`). The first step that is configured wins;
 /// a step that is half-configured is an error naming what is missing, not a silent skip.
 pub fn resolve_chain(
     settings: &DbsSettings,
@@ -224,19 +224,9 @@ pub fn resolve_chain(
         };
     }
 
-    // 4. ECS RAM role.
-    if env_true(env, ENV_ECS_METADATA_DISABLED) {
-        return Err(DbsError::new(
-            DbsErrorKind::Permanent,
-            "Credentials.NotFound",
-            format!(
-                "no credentials: set dbs.access_key_id/dbs.access_key_secret, \
-                 {ENV_ACCESS_KEY_ID}/{ENV_ACCESS_KEY_SECRET}, or a credentials file \
-                 (~/.alibabacloud/credentials or {ENV_CREDENTIALS_FILE}); the ECS RAM role \
-                 is disabled by {ENV_ECS_METADATA_DISABLED}"
-            ),
-        ));
-    }
+    // 4. ECS RAM role, only when a role is named (settings or ALIBABA_CLOUD_ECS_METADATA).
+    // Unlike the SDK we never probe the metadata service unprompted: off ECS a probe stalls
+    // start-up and sends traffic to an address that is not ours.
     let role = [
         settings.ecs_role_name.trim(),
         env_value(env, ENV_ECS_ROLE).unwrap_or(""),
@@ -244,7 +234,20 @@ pub fn resolve_chain(
     .into_iter()
     .find(|r| !r.is_empty())
     .map(str::to_string);
-    ecs(role)
+    match role {
+        Some(role) if !env_true(env, ENV_ECS_METADATA_DISABLED) => ecs(Some(role)),
+        _ => Err(DbsError::new(
+            DbsErrorKind::Permanent,
+            "Credentials.NotFound",
+            format!(
+                "no credentials: set dbs.access_key_id/dbs.access_key_secret, \
+                 {ENV_ACCESS_KEY_ID}/{ENV_ACCESS_KEY_SECRET}, a credentials file \
+                 (~/.alibabacloud/credentials or {ENV_CREDENTIALS_FILE}), or name an ECS RAM \
+                 role with dbs.ecs_role_name or {ENV_ECS_ROLE} (not disabled by \
+                 {ENV_ECS_METADATA_DISABLED})"
+            ),
+        )),
+    }
 }
 
 enum FileProfile {
@@ -546,12 +549,16 @@ type = ram_role_arn
     async fn nothing_configured() {
         let err = resolve(&settings(), &isolated(&[])).await.unwrap_err();
         assert_eq!(err.code, "Credentials.NotFound");
-        // Without the opt-out the chain ends at the ECS role (discovered).
+        // Without a named role the chain never probes the metadata service.
         let e = env(&[("HOME", "/nonexistent-home")]);
+        let err = resolve_chain(&settings(), &e, Arc::new(SystemClock)).unwrap_err();
+        assert_eq!(err.code, "Credentials.NotFound");
+        // A named role ends the chain at the ECS step.
+        let e = env(&[("HOME", "/nonexistent-home"), (ENV_ECS_ROLE, "archiver")]);
         let chosen = resolve_chain(&settings(), &e, Arc::new(SystemClock)).unwrap();
         assert!(matches!(
             chosen.source,
-            CredentialSource::EcsRamRole { role: None, .. }
+            CredentialSource::EcsRamRole { role: Some(_), .. }
         ));
     }
 

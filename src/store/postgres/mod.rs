@@ -82,6 +82,76 @@ impl PgStore {
     }
 }
 
+/// The claim: walk free, unblocked instances whose head job is due, in claim order,
+/// skipping instances another claimer (or an enqueue) holds; take each head job, lease it
+/// and append its event — one statement. $1 now, $2 limit, $3 owner, $4 lease expiry,
+/// $5 event reason.
+fn claim_sql() -> String {
+    format!(
+        "WITH heads AS ( \
+            SELECT head_job_id FROM instances \
+            WHERE head_job_id IS NOT NULL AND active_job_id IS NULL AND NOT blocked \
+              AND head_run_at <= $1 \
+            ORDER BY head_priority DESC, head_run_at, head_job_id \
+            LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED \
+         ), picked AS ( \
+            SELECT j.id FROM jobs j JOIN heads h ON j.id = h.head_job_id \
+            WHERE j.state = 'queued' FOR NO KEY UPDATE OF j SKIP LOCKED \
+         ), claimed AS ( \
+            UPDATE jobs SET state = 'submitting', lease_owner = $3, lease_expires_at = $4, \
+                started_at = coalesce(started_at, $1), updated_at = $1 \
+            WHERE id IN (SELECT id FROM picked) AND state = 'queued' \
+            RETURNING {JOB_COLUMNS} \
+         ), events AS ( \
+            INSERT INTO job_events (job_id, from_state, to_state, at, reason) \
+            SELECT id, 'queued', 'submitting', $1, $5 FROM claimed \
+         ) \
+         SELECT * FROM claimed ORDER BY priority DESC, run_at, id"
+    )
+}
+
+impl PgStore {
+    /// `EXPLAIN (ANALYZE, BUFFERS)` of the claim, run in a transaction that is rolled back
+    /// (nothing is claimed). For docs/store.md and the benchmark.
+    pub async fn explain_claim(&self, p: &ClaimParams) -> Result<String, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {}", claim_sql());
+        let lines: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(p.now)
+            .bind(i64::from(p.limit))
+            .bind(&p.owner)
+            .bind(lease_until(p.now, p.lease))
+            .bind("explain")
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        let mut out = vec!["-- claim".to_string()];
+        out.extend(lines);
+        // What the jobs trigger runs per changed job (dbs_archiver_sync_instance).
+        for (label, sql) in [
+            (
+                "trigger: head of one instance",
+                "SELECT id, priority, run_at FROM jobs \
+              WHERE region = 'cn-hangzhou' AND instance = 'rm-1' AND state = 'queued' \
+              ORDER BY priority DESC, run_at, id LIMIT 1",
+            ),
+            (
+                "trigger: active job of one instance",
+                "SELECT id FROM jobs \
+              WHERE region = 'cn-hangzhou' AND instance = 'rm-1' \
+              AND state IN ('submitting', 'running') LIMIT 1",
+            ),
+        ] {
+            let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN (COSTS OFF) {sql}"))
+                .fetch_all(&self.pool)
+                .await?;
+            out.push(format!("-- {label}"));
+            out.extend(plan);
+        }
+        Ok(out.join("\n"))
+    }
+}
+
 async fn fetch_job(conn: &mut PgConnection, id: JobId) -> Result<Option<Job>, StoreError> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
     let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
@@ -246,29 +316,7 @@ impl Store for PgStore {
         if p.limit == 0 {
             return Ok(Vec::new());
         }
-        // Walk free, unblocked instances whose head job is due, in claim order, skipping
-        // instances another claimer (or an enqueue) holds; take each head job.
-        let sql = format!(
-            "WITH heads AS ( \
-                SELECT head_job_id FROM instances \
-                WHERE head_job_id IS NOT NULL AND active_job_id IS NULL AND NOT blocked \
-                  AND head_run_at <= $1 \
-                ORDER BY head_priority DESC, head_run_at, head_job_id \
-                LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED \
-             ), picked AS ( \
-                SELECT j.id FROM jobs j JOIN heads h ON j.id = h.head_job_id \
-                WHERE j.state = 'queued' FOR NO KEY UPDATE OF j SKIP LOCKED \
-             ), claimed AS ( \
-                UPDATE jobs SET state = 'submitting', lease_owner = $3, lease_expires_at = $4, \
-                    started_at = coalesce(started_at, $1), updated_at = $1 \
-                WHERE id IN (SELECT id FROM picked) AND state = 'queued' \
-                RETURNING {JOB_COLUMNS} \
-             ), events AS ( \
-                INSERT INTO job_events (job_id, from_state, to_state, at, reason) \
-                SELECT id, 'queued', 'submitting', $1, $5 FROM claimed \
-             ) \
-             SELECT * FROM claimed ORDER BY priority DESC, run_at, id"
-        );
+        let sql = claim_sql();
         let result = sqlx::query(&sql)
             .bind(p.now)
             .bind(i64::from(p.limit))

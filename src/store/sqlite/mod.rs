@@ -76,6 +76,51 @@ impl SqliteStore {
     }
 }
 
+/// Free, unblocked instances whose head job is due, in claim order ($1 now, $2 limit).
+const HEADS_SQL: &str = "SELECT head_job_id FROM instances \
+    WHERE head_job_id IS NOT NULL AND active_job_id IS NULL AND blocked = 0 \
+      AND head_run_at <= $1 \
+    ORDER BY head_priority DESC, head_run_at, head_job_id LIMIT $2";
+
+/// Takes one instance's head job; the unique index refuses it if the instance is active.
+const TAKE_SQL: &str = "UPDATE jobs SET state = 'submitting', lease_owner = $1, \
+    lease_expires_at = $2, started_at = coalesce(started_at, $3), updated_at = $3 \
+    WHERE id = $4 AND state = 'queued' RETURNING ";
+
+impl SqliteStore {
+    /// `EXPLAIN QUERY PLAN` of the claim's two statements, for docs/store.md and the
+    /// benchmark.
+    pub async fn explain_claim(&self, p: &ClaimParams) -> Result<String, StoreError> {
+        let mut out = Vec::new();
+        let take = format!("{TAKE_SQL}{JOB_COLUMNS}");
+        let head = "SELECT id, priority, run_at FROM jobs WHERE region = $1 AND instance = $2 \
+            AND state = 'queued' ORDER BY priority DESC, run_at, id LIMIT 1";
+        let active = "SELECT id FROM jobs WHERE region = $1 AND instance = $2 \
+            AND state IN ('submitting', 'running')";
+        for (label, sql) in [
+            ("heads", HEADS_SQL),
+            ("take", take.as_str()),
+            ("trigger: head of one instance", head),
+            ("trigger: active job of one instance", active),
+        ] {
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let query = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
+            let query = match label {
+                "heads" => query.bind(ms(p.now)).bind(i64::from(p.limit)),
+                "take" => query.bind(&p.owner).bind(0_i64).bind(ms(p.now)).bind(0_i64),
+                _ => query.bind("cn-hangzhou").bind("rm-1"),
+            };
+            let plan = query.fetch_all(&self.pool).await?;
+            out.push(format!("-- {label}"));
+            out.extend(
+                plan.into_iter()
+                    .map(|(id, parent, _, detail)| format!("{id:>3} {parent:>3}  {detail}")),
+            );
+        }
+        Ok(out.join("\n"))
+    }
+}
+
 async fn fetch_job(conn: &mut SqliteConnection, id: JobId) -> Result<Option<Job>, StoreError> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
     let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
@@ -236,21 +281,12 @@ impl Store for SqliteStore {
         let until = ms(lease_until(p.now, p.lease));
         let mut tx = self.begin().await?;
         // Free, unblocked instances whose head job is due, in claim order; one job each.
-        let heads: Vec<i64> = sqlx::query_scalar(
-            "SELECT head_job_id FROM instances \
-             WHERE head_job_id IS NOT NULL AND active_job_id IS NULL AND blocked = 0 \
-               AND head_run_at <= $1 \
-             ORDER BY head_priority DESC, head_run_at, head_job_id LIMIT $2",
-        )
-        .bind(now)
-        .bind(i64::from(p.limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        let sql = format!(
-            "UPDATE jobs SET state = 'submitting', lease_owner = $1, lease_expires_at = $2, \
-             started_at = coalesce(started_at, $3), updated_at = $3 \
-             WHERE id = $4 AND state = 'queued' RETURNING {JOB_COLUMNS}"
-        );
+        let heads: Vec<i64> = sqlx::query_scalar(HEADS_SQL)
+            .bind(now)
+            .bind(i64::from(p.limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        let sql = format!("{TAKE_SQL}{JOB_COLUMNS}");
         let mut claimed = Vec::with_capacity(heads.len());
         for id in heads {
             let row = match sqlx::query(&sql)

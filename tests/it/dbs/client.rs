@@ -31,7 +31,7 @@ fn config_for(sim: &SimHandle, signature: SignatureVersion) -> DbsClientConfig {
         request_timeout: Duration::from_secs(2),
         calls_per_second_per_region: 1000.0,
         burst: 1000,
-        allow_insecure_http: false,
+        ..DbsClientConfig::default()
     }
 }
 

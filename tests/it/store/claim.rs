@@ -267,7 +267,35 @@ async fn heartbeat_extends_only_owned_active_jobs(db: TestDb) {
         .is_empty());
 }
 
+/// The claim bookkeeping is kept by triggers, so operator SQL keeps it right too.
+async fn operator_sql_changes_keep_the_claim_bookkeeping(db: TestDb) {
+    let a = db.enqueue("rm-1").await;
+    let b = db.enqueue("rm-1").await;
+    db.exec(&format!(
+        "UPDATE jobs SET priority = 10 WHERE id = {}",
+        b.id
+    ))
+    .await
+    .unwrap();
+    let got = db.store.job_claim(&claim("w", 5)).await.unwrap();
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![b.id]);
+    db.exec(&format!("DELETE FROM jobs WHERE id = {}", a.id))
+        .await
+        .unwrap();
+    finish(&db, b.id, "w").await;
+    assert!(db.store.job_claim(&claim("w", 5)).await.unwrap().is_empty());
+    assert_eq!(
+        db.query_i64(
+            "SELECT count(*) FROM instances WHERE head_job_id IS NOT NULL \
+             OR active_job_id IS NOT NULL"
+        )
+        .await,
+        0
+    );
+}
+
 both_backends!(
+    operator_sql_changes_keep_the_claim_bookkeeping,
     one_job_per_instance_and_never_an_active_instance,
     priority_then_run_at_order_and_limit,
     future_jobs_wait_for_their_run_at,

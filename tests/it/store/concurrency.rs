@@ -164,6 +164,15 @@ async fn race(db: &TestDb, handles: Vec<DynStore>) {
     }
     assert_eq!(peak, 1);
     assert!(now_active.values().all(|n| *n == 0));
+    // The claim bookkeeping ends empty: nothing queued, nothing active.
+    assert_eq!(
+        db.query_i64(
+            "SELECT count(*) FROM instances WHERE head_job_id IS NOT NULL \
+             OR active_job_id IS NOT NULL"
+        )
+        .await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

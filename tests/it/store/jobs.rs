@@ -509,3 +509,25 @@ both_backends!(
     prune_deletes_old_terminal_jobs_and_their_events,
     ready_after_migrate,
 );
+
+#[tokio::test]
+async fn connect_names_the_setting_for_an_unknown_scheme() {
+    let err = dbs_archiver::store::connect("mysql://localhost/x", 1)
+        .await
+        .err()
+        .expect("mysql is not a backend");
+    assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("database.url"), "{err}");
+}
+
+#[tokio::test]
+async fn sqlite_file_is_created_and_not_ready_until_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fresh.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = dbs_archiver::store::connect(&url, 2).await.unwrap();
+    assert!(path.exists(), "created if missing");
+    assert!(!store.ready().await.unwrap());
+    store.migrate().await.unwrap();
+    assert!(store.ready().await.unwrap());
+}

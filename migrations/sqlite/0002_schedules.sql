@@ -1,0 +1,44 @@
+-- Schedules (issue 5): cron schedules that turn into jobs, exactly once per fire time.
+-- Times are INTEGER UNIX milliseconds (UTC), as in 0001.
+
+CREATE TABLE schedules (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    name             TEXT NOT NULL UNIQUE,
+    -- The operator's declaration (ScheduleSpec) as JSON; see docs/schedules.md.
+    spec             TEXT NOT NULL CHECK (json_valid(spec)),
+    enabled          INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    origin           TEXT NOT NULL CHECK (origin IN ('api', 'cli', 'config')),
+    -- Cursor: every fire time at or before it has been handled. NULL = none yet
+    -- (fires start after created_at).
+    last_fire_time   INTEGER,
+    -- Next fire after the cursor; NULL when the expression never fires again.
+    next_fire_time   INTEGER,
+    -- Bumped by every spec change; fences the cursor advance.
+    version          INTEGER NOT NULL DEFAULT 1,
+    -- A scheduler working on this schedule (claim → enqueue → advance).
+    lease_owner      TEXT,
+    lease_expires_at INTEGER,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL
+);
+
+CREATE INDEX schedules_due ON schedules (next_fire_time) WHERE enabled = 1;
+
+-- What each fire did, per instance ('' = the whole schedule, e.g. a misfire summary).
+CREATE TABLE schedule_runs (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    schedule_id  INTEGER NOT NULL REFERENCES schedules (id) ON DELETE CASCADE,
+    fire_time    INTEGER NOT NULL,
+    region       TEXT NOT NULL DEFAULT '',
+    instance     TEXT NOT NULL DEFAULT '',
+    outcome      TEXT NOT NULL CHECK (outcome IN ('enqueued', 'skipped')),
+    reason       TEXT CHECK (reason IN ('overlap', 'no_backup', 'backup_lookup_failed', 'misfire',
+                                        'misfire_bound', 'no_targets', 'invalid_request')),
+    detail       TEXT,
+    job_id       INTEGER,
+    recorded_at  INTEGER NOT NULL,
+    CHECK ((outcome = 'skipped') = (reason IS NOT NULL)),
+    UNIQUE (schedule_id, fire_time, region, instance)
+);
+
+CREATE INDEX schedule_runs_recent ON schedule_runs (schedule_id, id DESC);

@@ -1,0 +1,96 @@
+//! `/v1/instances`: the per-instance view (active job, block) and clearing a block.
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::printable;
+use super::views::{InstanceList, InstanceView, UnblockResult};
+use super::ApiState;
+use crate::model::{InstanceKey, JobState};
+use crate::store::{DynStore, JobFilter};
+use axum::extract::{Path, State};
+use axum::Json;
+use std::collections::HashMap;
+
+/// The job holding each instance (state `submitting` or `running`). The database allows at
+/// most one per instance, so this is bounded by the number of instances.
+pub async fn active_jobs(store: &DynStore) -> Result<HashMap<InstanceKey, i64>, ApiError> {
+    let mut out = HashMap::new();
+    for state in [JobState::Submitting, JobState::Running] {
+        let mut cursor = None;
+        loop {
+            let page = store
+                .job_list(&JobFilter {
+                    state: Some(state),
+                    cursor,
+                    limit: 500,
+                    ..JobFilter::default()
+                })
+                .await?;
+            for job in page.jobs {
+                out.insert(job.instance_key(), job.id);
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every known instance with its block and its active job.
+#[utoipa::path(
+    get, path = "/v1/instances", tag = "instances",
+    responses((status = 200, description = "All known instances", body = InstanceList))
+)]
+pub async fn list(State(state): State<ApiState>) -> Result<Json<InstanceList>, ApiError> {
+    let active = active_jobs(&state.store).await?;
+    let instances = state.store.instance_list().await?;
+    Ok(Json(InstanceList {
+        instances: instances
+            .into_iter()
+            .map(|i| {
+                let job = active.get(&i.key).copied();
+                InstanceView::new(i, job)
+            })
+            .collect(),
+    }))
+}
+
+/// Clear the block a failed remote task put on the instance, so jobs flow again.
+/// Unblocking an instance that is not blocked is a no-op (`unblocked: false`).
+#[utoipa::path(
+    post, path = "/v1/instances/{region}/{instance}/unblock", tag = "instances",
+    params(
+        ("region" = String, Path, description = "Region, e.g. cn-hangzhou"),
+        ("instance" = String, Path, description = "Instance id, e.g. rm-bp1abc"),
+    ),
+    responses(
+        (status = 200, description = "The instance after the call", body = UnblockResult),
+        (status = 404, description = "Unknown instance", body = ErrorBody),
+    )
+)]
+pub async fn unblock(
+    State(state): State<ApiState>,
+    Path((region, instance)): Path<(String, String)>,
+) -> Result<Json<UnblockResult>, ApiError> {
+    printable("region", &region)?;
+    printable("instance", &instance)?;
+    let key = InstanceKey::new(region, instance);
+    if state.store.instance_get(&key).await?.is_none() {
+        return Err(ApiError::NotFound(format!("instance {key} is not known")));
+    }
+    let unblocked = state.store.instance_unblock(&key).await?;
+    if unblocked {
+        tracing::info!(instance = %key, "instance unblocked through the API");
+    }
+    let now = state
+        .store
+        .instance_get(&key)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("instance {key} is not known")))?;
+    let active = active_jobs(&state.store).await?.get(&key).copied();
+    Ok(Json(UnblockResult {
+        unblocked,
+        instance: InstanceView::new(now, active),
+    }))
+}

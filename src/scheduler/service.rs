@@ -1,0 +1,341 @@
+//! The scheduler service: claim due schedules, fire them, advance their cursors.
+//!
+//! Exactly once per (schedule, fire time, instance), with any number of processes:
+//! 1. claim — due schedules are leased (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so
+//!    concurrent schedulers split the work;
+//! 2. fire — every due fire is computed from the stored cursor and enqueued; the jobs
+//!    table's unique `(schedule_id, fire_time, region, instance)` index turns a repeat into
+//!    `created = false`;
+//! 3. advance — the cursor moves only after every job of those fires exists, through an
+//!    update fenced on the cursor and version the claimer saw.
+//!
+//! A process that dies between 2 and 3 loses nothing: its lease expires, another scheduler
+//! recomputes the same fires from the unchanged cursor, and what was already enqueued comes
+//! back as duplicates.
+
+use super::cron::CronSchedule;
+use super::error::SchedulerError;
+use super::fire::{fire, FireEnv};
+use super::model::{RunOutcome, Schedule, MISFIRE_MAX_LIMIT};
+use super::plan::plan;
+use super::{metrics, BackupFinder};
+use crate::clock::DynClock;
+use crate::config::SchedulerSettings;
+use crate::model::ValidationError;
+use crate::store::schedules::{NewScheduleRun, ScheduleAdvance, ScheduleClaim};
+use crate::store::DynStore;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Scheduler settings (from `[scheduler]`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Lease owner name (unique per process).
+    pub owner: String,
+    /// How often the loop looks for due schedules.
+    pub tick: Duration,
+    /// Schedules claimed per batch.
+    pub batch_size: u32,
+    /// Schedules of a batch worked on at once.
+    pub concurrency: usize,
+    /// How long a claim holds a schedule before another scheduler may take it over.
+    pub lease: Duration,
+    /// A fire older than this when found is a misfire.
+    pub misfire_grace: chrono::Duration,
+    /// Upper bound of `fire_all` (and default of a schedule's `misfire_max`).
+    pub max_misfire_fires: u32,
+    /// DescribeBackups look-back for `latest_full`.
+    pub latest_full_window: chrono::Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            owner: format!("scheduler-{}", uuid::Uuid::new_v4().simple()),
+            tick: Duration::from_secs(1),
+            batch_size: 100,
+            concurrency: 8,
+            lease: Duration::from_secs(60),
+            misfire_grace: chrono::Duration::seconds(60),
+            max_misfire_fires: 24,
+            latest_full_window: chrono::Duration::days(7),
+        }
+    }
+}
+
+impl Config {
+    /// From `[scheduler]`; `owner` is the process's worker id.
+    pub fn from_settings(s: &SchedulerSettings, owner: &str) -> Self {
+        Self {
+            owner: if owner.is_empty() {
+                Config::default().owner
+            } else {
+                format!("{owner}-scheduler")
+            },
+            tick: Duration::from_secs_f64(s.tick_seconds),
+            batch_size: s.batch_size,
+            concurrency: s.concurrency as usize,
+            lease: Duration::from_secs(s.lease_seconds),
+            misfire_grace: chrono::Duration::seconds(s.misfire_grace_seconds as i64),
+            max_misfire_fires: s.max_misfire_fires,
+            latest_full_window: chrono::Duration::hours(s.latest_full_window_hours as i64),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.batch_size == 0 {
+            return Err(ValidationError::new(
+                "scheduler.batch_size",
+                "must be at least 1",
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err(ValidationError::new(
+                "scheduler.concurrency",
+                "must be at least 1",
+            ));
+        }
+        if self.lease < Duration::from_secs(2) {
+            return Err(ValidationError::new(
+                "scheduler.lease_seconds",
+                "must be at least 2",
+            ));
+        }
+        if self.max_misfire_fires == 0 || self.max_misfire_fires > MISFIRE_MAX_LIMIT {
+            return Err(ValidationError::new(
+                "scheduler.max_misfire_fires",
+                format!("must be between 1 and {MISFIRE_MAX_LIMIT}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What one `run_once` did.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    /// Schedules claimed and processed.
+    pub schedules: usize,
+    /// Fire times fired.
+    pub fires: usize,
+    /// Jobs created.
+    pub jobs_created: usize,
+    /// Jobs that already existed (another scheduler, or an earlier attempt).
+    pub duplicates: usize,
+    /// (fire, instance) pairs skipped, plus fire times dropped by the misfire policy.
+    pub skipped: u64,
+    pub misfires: u64,
+    /// Cursor advances lost to another scheduler or a concurrent spec change.
+    pub lost_fences: usize,
+    /// Schedules left for a retry because of a retryable error.
+    pub errors: usize,
+    /// Fire lag (seconds) of each created job.
+    pub lags: Vec<f64>,
+}
+
+impl RunReport {
+    fn merge(&mut self, o: RunReport) {
+        self.schedules += o.schedules;
+        self.fires += o.fires;
+        self.jobs_created += o.jobs_created;
+        self.duplicates += o.duplicates;
+        self.skipped += o.skipped;
+        self.misfires += o.misfires;
+        self.lost_fences += o.lost_fences;
+        self.errors += o.errors;
+        self.lags.extend(o.lags);
+    }
+}
+
+/// The scheduler service (design.md "scheduler").
+pub struct Scheduler {
+    store: DynStore,
+    backups: Option<Arc<dyn BackupFinder>>,
+    clock: DynClock,
+    config: Config,
+}
+
+impl Scheduler {
+    pub fn new(store: DynStore, clock: DynClock, config: Config) -> Self {
+        Self {
+            store,
+            backups: None,
+            clock,
+            config,
+        }
+    }
+
+    /// Resolve `latest_full` through this (normally the [`crate::dbs::DbsClient`]).
+    pub fn with_backups(mut self, backups: Arc<dyn BackupFinder>) -> Self {
+        self.backups = Some(backups);
+        self
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Fire everything due at `now`, batch after batch until nothing due is left unclaimed.
+    pub async fn run_once(&self, now: DateTime<Utc>) -> Result<RunReport, SchedulerError> {
+        let mut report = RunReport::default();
+        loop {
+            let claimed = self
+                .store
+                .schedule_claim_due(&ScheduleClaim {
+                    owner: self.config.owner.clone(),
+                    limit: self.config.batch_size,
+                    lease: self.config.lease,
+                    now,
+                })
+                .await?;
+            let n = claimed.len();
+            // Schedules are independent: work on several at once (bounded by the pool).
+            let mut results = futures::stream::iter(claimed)
+                .map(|schedule| async move {
+                    let mut part = RunReport::default();
+                    let r = self.process(&schedule, now, &mut part).await;
+                    (schedule, part, r)
+                })
+                .buffer_unordered(self.config.concurrency.max(1));
+            while let Some((schedule, part, r)) = results.next().await {
+                report.schedules += 1;
+                report.merge(part);
+                if let Err(e) = r {
+                    report.errors += 1;
+                    tracing::warn!(schedule = %schedule.spec.name, error = %e,
+                        "schedule fire failed; retrying on the next tick");
+                    // Best effort: an expired lease frees it anyway.
+                    let _ = self
+                        .store
+                        .schedule_release(schedule.id, &self.config.owner)
+                        .await;
+                }
+            }
+            if n < self.config.batch_size as usize {
+                return Ok(report);
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(schedule = %schedule.spec.name))]
+    async fn process(
+        &self,
+        schedule: &Schedule,
+        now: DateTime<Utc>,
+        report: &mut RunReport,
+    ) -> Result<(), SchedulerError> {
+        let cron = CronSchedule::parse(&schedule.spec.cron, &schedule.spec.timezone)?;
+        let bound = schedule
+            .spec
+            .misfire_max
+            .unwrap_or(self.config.max_misfire_fires)
+            .min(self.config.max_misfire_fires);
+        let p = plan(
+            &cron,
+            schedule.cursor(),
+            now,
+            self.config.misfire_grace,
+            schedule.spec.misfire,
+            bound,
+        );
+        let env = FireEnv {
+            store: self.store.as_ref(),
+            backups: self.backups.as_deref(),
+            clock: self.clock.as_ref(),
+            backup_window: self.config.latest_full_window,
+            dry_run: false,
+        };
+        for &t in &p.fire {
+            let out = fire(&env, schedule, cron.timezone(), t).await?;
+            report.fires += 1;
+            metrics::fired(1);
+            for item in &out.items {
+                match (item.skipped, item.created) {
+                    (Some(_), _) => report.skipped += 1,
+                    (None, true) => report.jobs_created += 1,
+                    (None, false) => report.duplicates += 1,
+                }
+            }
+            if out.items.is_empty() {
+                report.skipped += 1;
+            }
+            report.lags.extend(out.lags);
+        }
+        if p.misfires > 0 {
+            metrics::misfired(p.misfires);
+            report.misfires += p.misfires;
+            tracing::info!(misfires = p.misfires, policy = %schedule.spec.misfire,
+                fired = p.fire.len(), "fires were missed while no scheduler ran");
+        }
+        if let Some(d) = &p.dropped {
+            let new = self
+                .store
+                .schedule_run_record(&NewScheduleRun {
+                    schedule_id: schedule.id,
+                    fire_time: d.first,
+                    instance: None,
+                    outcome: RunOutcome::Skipped,
+                    reason: Some(d.reason),
+                    detail: Some(format!(
+                        "{} fire(s) from {} to {} dropped (misfire policy {})",
+                        d.count,
+                        d.first.to_rfc3339(),
+                        d.last.to_rfc3339(),
+                        schedule.spec.misfire
+                    )),
+                    job_id: None,
+                    now: self.clock.now(),
+                })
+                .await?;
+            if new {
+                metrics::skipped(d.reason, d.count);
+                report.skipped += d.count;
+            }
+        }
+        let advanced = self
+            .store
+            .schedule_advance(&ScheduleAdvance {
+                id: schedule.id,
+                expected_last_fire_time: schedule.last_fire_time,
+                expected_version: schedule.version,
+                last_fire_time: p.cursor,
+                next_fire_time: p.next,
+                now: self.clock.now(),
+            })
+            .await?;
+        if !advanced {
+            report.lost_fences += 1;
+            tracing::debug!("cursor moved by another scheduler or the spec changed");
+            self.store
+                .schedule_release(schedule.id, &self.config.owner)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Tick until `shutdown`: each tick fires what is due at the clock's now.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(owner = %self.config.owner, "scheduler started");
+        loop {
+            let now = self.clock.now();
+            match self.run_once(now).await {
+                Ok(r) if r.fires > 0 || r.misfires > 0 => tracing::debug!(
+                    fires = r.fires,
+                    jobs = r.jobs_created,
+                    skipped = r.skipped,
+                    "scheduler tick"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.config.tick) => {}
+            }
+        }
+        tracing::info!("scheduler stopped");
+    }
+}
