@@ -91,12 +91,25 @@ impl App {
 
         crate::worker::spawn(&self.worker, &mut services, &stop);
 
-        // HOOK (issue 5, scheduler): spawn the scheduler service here when
-        // `self.settings.scheduler.enabled`, e.g.
-        //   crate::scheduler::spawn(&self.store, &self.client, &mut services, &stop);
-        // HOOK (issue 6, admin API): spawn the HTTP server on `self.settings.api.listen`
-        // here, e.g. crate::api::spawn(&self.store, &self.settings.api, &mut services, &stop);
-        // Each service must return when `stop` is cancelled.
+        crate::scheduler::spawn(
+            &self.store,
+            &self.client,
+            &self.settings,
+            self.worker.clock.clone(),
+            &mut services,
+            &stop,
+        );
+        let api = crate::api::ApiState::new(self.store.clone(), &self.settings)
+            .with_backups(Arc::new(self.client.clone()))
+            .with_clock(self.worker.clock.clone());
+        crate::api::spawn(api, &mut services, &stop);
+        crate::telemetry::collector::spawn(
+            &self.store,
+            self.worker.clock.clone(),
+            Duration::from_secs_f64(self.settings.telemetry.collect_interval_seconds),
+            &mut services,
+            &stop,
+        );
 
         tracing::info!(
             backend = self.store.backend(),
