@@ -163,6 +163,9 @@ pub fn describe_all() {
     ] {
         ::metrics::counter!(name).increment(0);
     }
+    for reason in crate::scheduler::model::SkipReason::ALL {
+        ::metrics::counter!(sched::SKIPS, "reason" => *reason).increment(0);
+    }
     for outcome in [JobState::Succeeded, JobState::Failed, JobState::Cancelled] {
         ::metrics::counter!(JOBS_FINISHED, "outcome" => outcome.as_str()).increment(0);
     }
