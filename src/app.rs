@@ -91,6 +91,7 @@ impl App {
 
         crate::worker::spawn(&self.worker, &mut services, &stop);
 
+        // Cron schedules → jobs (issue 5); a no-op when `scheduler.enabled` is false.
         crate::scheduler::spawn(
             &self.store,
             &self.client,
@@ -99,10 +100,12 @@ impl App {
             &mut services,
             &stop,
         );
+        // The admin HTTP API on `api.listen` (issue 6); a bind failure stops `serve`.
         let api = crate::api::ApiState::new(self.store.clone(), &self.settings)
             .with_backups(Arc::new(self.client.clone()))
             .with_clock(self.worker.clock.clone());
         crate::api::spawn(api, &mut services, &stop);
+        // Database-derived gauges for /metrics (issue 7).
         crate::telemetry::collector::spawn(
             &self.store,
             self.worker.clock.clone(),
@@ -110,6 +113,7 @@ impl App {
             &mut services,
             &stop,
         );
+        // More services plug in here: spawn into `services`, return when `stop` fires.
 
         tracing::info!(
             backend = self.store.backend(),
