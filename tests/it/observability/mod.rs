@@ -7,9 +7,11 @@
 //!   metric their PromQL names is really exposed;
 //! - [`secrets`]: the AccessKey secret and the API token appear in no log line, error,
 //!   metric, trace or database row;
+//! - [`collector`]: the collector's database read on both backends;
 //! - [`traces`]: spans arrive at an OTLP/HTTP receiver with the expected names and
 //!   attributes.
 
+mod collector;
 mod deploy;
 mod evidence;
 mod harness;
