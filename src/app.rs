@@ -105,6 +105,14 @@ impl App {
             .with_backups(Arc::new(self.client.clone()))
             .with_clock(self.worker.clock.clone());
         crate::api::spawn(api, &mut services, &stop);
+        // Database-derived gauges for /metrics (issue 7).
+        crate::telemetry::collector::spawn(
+            &self.store,
+            self.worker.clock.clone(),
+            Duration::from_secs_f64(self.settings.telemetry.collect_interval_seconds),
+            &mut services,
+            &stop,
+        );
         // More services plug in here: spawn into `services`, return when `stop` fires.
 
         tracing::info!(

@@ -160,6 +160,8 @@ pub struct TelemetrySettings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub otlp_endpoint: String,
+    /// Refresh period of the database-derived gauges (seconds).
+    pub collect_interval_seconds: f64,
 }
 
 /// `[scheduler]`: see docs/schedules.md.
@@ -348,6 +350,17 @@ impl Settings {
                 "must be a tracing filter such as info",
             ));
         }
+        let tel = &self.telemetry;
+        if !tel.otlp_endpoint.trim().is_empty() {
+            crate::telemetry::otlp::traces_url(&tel.otlp_endpoint)
+                .map_err(|e| invalid("telemetry.otlp_endpoint", e.to_string()))?;
+        }
+        if !positive(tel.collect_interval_seconds) || tel.collect_interval_seconds > 3600.0 {
+            return Err(invalid(
+                "telemetry.collect_interval_seconds",
+                "must be > 0 and at most 3600",
+            ));
+        }
         let sc = &self.scheduler;
         if !positive(sc.tick_seconds) {
             return Err(invalid("scheduler.tick_seconds", "must be > 0"));
@@ -436,6 +449,7 @@ impl Settings {
                 "log_format": self.telemetry.log_format,
                 "log_level": self.telemetry.log_level,
                 "otlp_endpoint": self.telemetry.otlp_endpoint,
+                "collect_interval_seconds": self.telemetry.collect_interval_seconds,
             },
             "scheduler": {
                 "enabled": self.scheduler.enabled,

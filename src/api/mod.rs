@@ -170,7 +170,18 @@ pub fn router(state: ApiState) -> Router {
             with_timeout(timeout, req, next)
         }))
         .layer(middleware::from_fn(record_metrics))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(http_span)
+                .on_response(|res: &Response, latency: Duration, span: &tracing::Span| {
+                    span.record("status", res.status().as_u16());
+                    tracing::debug!(
+                        status = res.status().as_u16(),
+                        latency_ms = latency.as_millis() as u64,
+                        "response"
+                    );
+                }),
+        )
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
         .with_state(state)
 }
@@ -225,6 +236,23 @@ async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
 
 fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+/// One `http.request` span per request: method, route template, path, status. Never
+/// headers (the bearer token lives there).
+fn http_span(req: &Request) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    tracing::info_span!(
+        "http.request",
+        method = %req.method(),
+        route = %route,
+        path = %req.uri().path(),
+        status = tracing::field::Empty,
+    )
 }
 
 /// `dbs_archiver_api_requests_total{method,route,status}` and the latency histogram.

@@ -62,7 +62,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let settings = Settings::load(cli.config.as_deref())?;
     crate::telemetry::init(&settings.telemetry);
-    match cli.command {
+    let result = dispatch(cli.command, settings).await;
+    // Flush the last spans (no-op without OTLP) before the process exits.
+    tokio::task::spawn_blocking(crate::telemetry::shutdown)
+        .await
+        .ok();
+    result
+}
+
+async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => serve::run(args, settings).await,
         Command::Migrate => {
             let store =

@@ -537,7 +537,7 @@ impl DbsClient {
     #[tracing::instrument(
         name = "dbs.call",
         skip_all,
-        fields(action = call.action, region = %call.region, request_id, result)
+        fields(action = call.action, region = %call.region, request_id, result, code)
     )]
     async fn execute(&self, call: &Call) -> Result<Parsed, DbsError> {
         let result = match call.idempotency {
@@ -570,18 +570,36 @@ impl DbsClient {
                     span.record("request_id", id.as_str());
                 }
                 span.record("result", e.kind.as_str());
+                span.record("code", e.code.as_str());
                 tracing::debug!(code = %e.code, http_status = ?e.http_status, "cloud call failed");
             }
         }
         result
     }
 
-    /// One attempt: token, credentials, sign, send, classify.
+    /// One attempt: token, credentials, sign, send, classify. Every attempt that reaches
+    /// the network is counted here, and only here (`dbs_archiver_cloud_*`).
     async fn send(&self, call: &Call) -> Result<Parsed, DbsError> {
         let base = self.base_url(call)?;
         self.inner.limiter.acquire(&call.region).await;
+        let started = std::time::Instant::now();
+        let result = self.send_signed(call, &base).await;
+        let class = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind.as_str(),
+        };
+        crate::telemetry::metrics::cloud_call(
+            call.action,
+            &call.region,
+            class,
+            started.elapsed().as_secs_f64(),
+        );
+        result
+    }
+
+    async fn send_signed(&self, call: &Call, base: &url::Url) -> Result<Parsed, DbsError> {
         let creds = self.inner.credentials.credentials().await?;
-        let request = self.build_request(call, &base, &creds)?;
+        let request = self.build_request(call, base, &creds)?;
         let response = self
             .inner
             .http

@@ -168,6 +168,24 @@ pub struct BlockInstance {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// What the metrics collector reads from the database each round (docs/metrics.md):
+/// numbers only, never an id or an instance name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueSnapshot {
+    /// Jobs per state (states without jobs are absent).
+    pub by_state: Vec<(JobState, i64)>,
+    /// `run_at` of the longest-waiting due `queued` job (`run_at <= now`).
+    pub oldest_due_queued: Option<DateTime<Utc>>,
+    /// Instances currently blocked.
+    pub blocked_instances: i64,
+    /// `blocked_at` of the instance blocked longest.
+    pub oldest_block: Option<DateTime<Utc>>,
+    /// Highest job id (0 when the table is empty): the next round's `after_id`.
+    pub max_job_id: JobId,
+    /// Jobs with `after_id < id <= max_job_id`, per source.
+    pub new_by_source: Vec<(JobSource, i64)>,
+}
+
 /// The queue, on some database.
 #[async_trait]
 pub trait Store: ScheduleStore + Send + Sync + 'static {
@@ -218,6 +236,14 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
 
     /// Number of jobs per state (for metrics and the status page).
     async fn job_count_by_state(&self) -> Result<Vec<(JobState, i64)>, StoreError>;
+
+    /// Gauges for the metrics collector, plus the jobs created since `after_id` by source
+    /// (counts SQL `INSERT`s, which bypass our code). Read-only; cheap on a large backlog.
+    async fn queue_snapshot(
+        &self,
+        now: DateTime<Utc>,
+        after_id: JobId,
+    ) -> Result<QueueSnapshot, StoreError>;
 
     /// `queued` ⇒ `cancelled`. `Ok(None)` when there is no such job; `Ok(Some(job))` with the
     /// job as it is now otherwise (check its state to see whether it was cancelled).

@@ -59,3 +59,20 @@ pub(crate) fn tags_from_json(text: &str) -> Result<Vec<String>, super::StoreErro
     serde_json::from_str(text)
         .map_err(|e| super::StoreError::Corrupt(format!("instances.tags: {e}")))
 }
+
+/// `(text, count)` rows of a `GROUP BY` into typed pairs; `column` names the bad value.
+pub(crate) fn parse_counts<T: std::str::FromStr>(
+    rows: Vec<(String, i64)>,
+    column: &str,
+) -> Result<Vec<(T, i64)>, super::StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    rows.into_iter()
+        .map(|(s, n)| {
+            s.parse::<T>()
+                .map(|v| (v, n))
+                .map_err(|e| super::StoreError::Corrupt(format!("{column}: {e}")))
+        })
+        .collect()
+}

@@ -293,20 +293,28 @@ impl Dispatcher {
         }
     }
 
+    #[tracing::instrument(name = "job.claim", skip_all, fields(limit = limit, claimed))]
     async fn claim(&self, limit: u32) -> Result<Vec<Job>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         let c = &self.ctx.config;
-        self.ctx
+        let now = self.ctx.clock.now();
+        let jobs = self
+            .ctx
             .store
             .job_claim(&ClaimParams {
                 owner: c.owner.clone(),
                 limit,
                 lease: c.lease,
-                now: self.ctx.clock.now(),
+                now,
             })
-            .await
+            .await?;
+        tracing::Span::current().record("claimed", jobs.len());
+        for job in &jobs {
+            crate::telemetry::metrics::job_claimed(job, now);
+        }
+        Ok(jobs)
     }
 
     /// One step for tests: claim up to the free slots, process every claimed job to its
@@ -604,7 +612,8 @@ async fn reconcile_now(ctx: &WorkerContext, job: &Job, cause: &DbsError) -> Opti
 
 /// Classify, remembering throttling in the region gate.
 fn on_error(ctx: &WorkerContext, p: &Policy, job: &Job, e: &DbsError) -> Decision {
-    metrics::counter!("dbs_archiver_dispatch_errors_total", "kind" => e.kind.as_str()).increment(1);
+    metrics::counter!(crate::telemetry::metrics::DISPATCH_ERRORS, "kind" => e.kind.as_str())
+        .increment(1);
     if e.kind == DbsErrorKind::Throttled {
         ctx.gate.throttled(
             &job.request.region,
@@ -729,8 +738,17 @@ async fn record(ctx: &WorkerContext, job: &Job, d: Decision) -> Outcome {
     }
     match ctx.update(&fence(ctx, job), &patch).await {
         Ok(true) => {
+            if let Some(to) = patch.to {
+                let bytes = patch.remote.as_ref().and_then(|r| r.export_data_size);
+                crate::telemetry::metrics::job_transition(
+                    job,
+                    JobState::Submitting,
+                    to,
+                    bytes,
+                    now,
+                );
+            }
             let to = patch.to.map(|s| s.as_str()).unwrap_or("-");
-            metrics::counter!("dbs_archiver_job_transitions_total", "from" => "submitting", "to" => to).increment(1);
             tracing::info!(job.id = job.id, instance = %job.instance_key(), to, reason = %patch.reason, "job updated");
             outcome
         }

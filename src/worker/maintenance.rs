@@ -72,7 +72,7 @@ impl Maintenance {
             .await?;
         if !ids.is_empty() {
             tracing::info!(count = ids.len(), ids = ?ids, "rescued jobs with expired leases");
-            metrics::counter!("dbs_archiver_jobs_rescued_total").increment(ids.len() as u64);
+            crate::telemetry::metrics::lease_rescues(ids.len());
         }
         Ok(MaintenanceReport {
             rescued: ids.len(),

@@ -207,9 +207,29 @@ impl WorkerContext {
     /// A fenced update that survives a flaky database: retryable store errors are retried
     /// with backoff for up to one lease period (after that the lease has expired anyway and
     /// the rescue path owns the job). `Ok(false)` means "no longer mine".
+    /// A state change runs in a `job.transition` span (job id, from, to, reason, cloud
+    /// RequestId, whether the fence held), so traces show each job's life.
     pub(crate) async fn update(&self, fence: &Fence, patch: &JobPatch) -> Result<bool, StoreError> {
+        use tracing::Instrument;
         let store = self.store.clone();
-        retry_store(self.config.lease, || store.job_update(fence, patch)).await
+        let write = retry_store(self.config.lease, || store.job_update(fence, patch));
+        let Some(to) = patch.to else {
+            return write.await;
+        };
+        let span = tracing::info_span!(
+            "job.transition",
+            job.id = fence.id,
+            from = fence.state.as_str(),
+            to = to.as_str(),
+            reason = %patch.reason,
+            request_id = patch.request_id.as_deref().unwrap_or(""),
+            applied = tracing::field::Empty,
+        );
+        let result = write.instrument(span.clone()).await;
+        if let Ok(applied) = &result {
+            span.record("applied", *applied);
+        }
+        result
     }
 }
 

@@ -446,7 +446,14 @@ async fn write(ctx: &WorkerContext, job: &Job, patch: &JobPatch, report: &mut Tr
     match ctx.update(&fence(ctx, job), patch).await {
         Ok(true) => {
             if let Some(to) = patch.to {
-                metrics::counter!("dbs_archiver_job_transitions_total", "from" => "running", "to" => to.as_str()).increment(1);
+                let bytes = patch.remote.as_ref().and_then(|r| r.export_data_size);
+                crate::telemetry::metrics::job_transition(
+                    job,
+                    JobState::Running,
+                    to,
+                    bytes,
+                    ctx.clock.now(),
+                );
                 tracing::info!(job.id = job.id, instance = %job.instance_key(), to = %to, reason = %patch.reason, "job updated");
             }
             true

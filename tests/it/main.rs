@@ -4,6 +4,7 @@ mod api;
 mod credentials;
 mod dbs;
 mod helpers;
+mod observability;
 mod scheduler;
 mod store;
 mod worker;

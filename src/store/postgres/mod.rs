@@ -306,6 +306,7 @@ impl Store for PgStore {
         let created = rows::job(&row)?;
         tx.commit().await?;
         self.wake();
+        crate::telemetry::metrics::job_enqueued(job.source);
         Ok(Enqueued {
             job: created,
             created: true,
@@ -569,6 +570,45 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn queue_snapshot(
+        &self,
+        now: DateTime<Utc>,
+        after_id: JobId,
+    ) -> Result<super::QueueSnapshot, StoreError> {
+        let by_state: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        let (oldest_due,): (Option<DateTime<Utc>>,) =
+            sqlx::query_as("SELECT min(run_at) FROM jobs WHERE state = 'queued' AND run_at <= $1")
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+        let (blocked, oldest_block): (i64, Option<DateTime<Utc>>) =
+            sqlx::query_as("SELECT count(*), min(blocked_at) FROM instances WHERE blocked")
+                .fetch_one(&self.pool)
+                .await?;
+        let (max_id,): (i64,) = sqlx::query_as("SELECT coalesce(max(id), 0)::BIGINT FROM jobs")
+            .fetch_one(&self.pool)
+            .await?;
+        let new_by_source: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT source, count(*) FROM jobs WHERE id > $1 AND id <= $2 \
+             GROUP BY source ORDER BY source",
+        )
+        .bind(after_id)
+        .bind(max_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(super::QueueSnapshot {
+            by_state: super::sql::parse_counts(by_state, "jobs.state")?,
+            oldest_due_queued: oldest_due,
+            blocked_instances: blocked,
+            oldest_block,
+            max_job_id: max_id,
+            new_by_source: super::sql::parse_counts(new_by_source, "jobs.source")?,
+        })
+    }
+
     async fn job_cancel(&self, id: JobId, reason: &str) -> Result<Option<Job>, StoreError> {
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
@@ -596,6 +636,9 @@ impl Store for PgStore {
         }
         let job = fetch_job(&mut tx, id).await?;
         tx.commit().await?;
+        if let (true, Some(j)) = (done, &job) {
+            crate::telemetry::metrics::job_finished(j, JobState::Cancelled, now);
+        }
         Ok(job)
     }
 

@@ -1,0 +1,106 @@
+//! Gauges that only the database knows — jobs per state, the age of the backlog, blocked
+//! instances — and the jobs enqueued by plain SQL `INSERT` (or by a separate `dbs-archiver
+//! enqueue` process), which never pass through this process's code.
+//!
+//! One small service per `serve` process: every `interval` it reads a
+//! [`QueueSnapshot`](crate::store::QueueSnapshot) and sets the gauges. Enqueues by other
+//! processes are counted with an id watermark: jobs with an id above the highest id seen in
+//! the previous round, by source. With several `serve` processes on one PostgreSQL
+//! database, each reports the same database-derived values: aggregate them with `max`, not
+//! `sum` (docs/metrics.md).
+
+use super::metrics as m;
+use crate::clock::DynClock;
+use crate::model::{JobId, JobState};
+use crate::store::{DynStore, QueueSnapshot, StoreError};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often the collector reads the database unless configured otherwise.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The collector service.
+pub struct Collector {
+    store: DynStore,
+    clock: DynClock,
+    interval: Duration,
+    /// Highest job id counted so far; `None` until the first round sets the baseline.
+    watermark: Option<JobId>,
+}
+
+impl Collector {
+    pub fn new(store: DynStore, clock: DynClock, interval: Duration) -> Self {
+        Self {
+            store,
+            clock,
+            interval,
+            watermark: None,
+        }
+    }
+
+    /// One round: read the snapshot and publish it. The first round only sets the id
+    /// baseline (jobs that existed before this process started are not "enqueued" now).
+    pub async fn run_once(&mut self) -> Result<QueueSnapshot, StoreError> {
+        let now = self.clock.now();
+        let after = self.watermark.unwrap_or(JobId::MAX);
+        let snap = self.store.queue_snapshot(now, after).await?;
+        for state in JobState::ALL {
+            let n = snap
+                .by_state
+                .iter()
+                .find(|(s, _)| *s == state)
+                .map_or(0, |(_, n)| *n);
+            ::metrics::gauge!(m::JOBS, "state" => state.as_str()).set(n as f64);
+        }
+        let age = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
+        };
+        ::metrics::gauge!(m::OLDEST_QUEUED_AGE).set(age(snap.oldest_due_queued));
+        ::metrics::gauge!(m::INSTANCES_BLOCKED).set(snap.blocked_instances as f64);
+        ::metrics::gauge!(m::INSTANCE_BLOCKED_MAX_AGE).set(age(snap.oldest_block));
+        if self.watermark.is_some() {
+            for (source, n) in &snap.new_by_source {
+                if m::counted_by_collector(*source) && *n > 0 {
+                    ::metrics::counter!(m::JOBS_ENQUEUED, "source" => source.as_str())
+                        .increment(*n as u64);
+                }
+            }
+        }
+        // Ids only grow; a pruned or empty table never moves the watermark back.
+        self.watermark = Some(self.watermark.unwrap_or(0).max(snap.max_job_id));
+        Ok(snap)
+    }
+
+    /// Run until `stop`: a failed round is logged and counted, never fatal.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let handle = super::metrics_handle();
+        loop {
+            if let Err(e) = self.run_once().await {
+                ::metrics::counter!(m::COLLECTOR_ERRORS).increment(1);
+                tracing::warn!(error = %e, "metrics collector could not read the database");
+            }
+            // Drain histogram buffers even when nobody scrapes.
+            handle.run_upkeep();
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(self.interval) => {}
+            }
+        }
+    }
+}
+
+/// Spawn the collector as one of `serve`'s services.
+pub fn spawn(
+    store: &DynStore,
+    clock: DynClock,
+    interval: Duration,
+    services: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    stop: &CancellationToken,
+) {
+    let collector = Collector::new(store.clone(), clock, interval);
+    let stop = stop.clone();
+    services.spawn(async move {
+        collector.run(stop).await;
+        Ok(())
+    });
+}
