@@ -2,6 +2,9 @@
 
 mod job;
 mod request;
+mod wire_enum;
+
+pub(crate) use wire_enum::wire_enum;
 
 pub use job::{
     Instance, InstanceKey, Job, JobError, JobEvent, JobId, JobSource, JobState, RemoteStatus,

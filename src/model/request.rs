@@ -3,9 +3,8 @@
 //! Validation lives here, next to the type, so every entry point (API, CLI, schedule,
 //! SQL through CHECK constraints) enforces the same conditional rules before the cloud does.
 
+use super::wire_enum;
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 
 /// A rejected input: names the field and the rule it broke, so the operator can fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
@@ -24,45 +23,6 @@ impl ValidationError {
             rule: rule.into(),
         }
     }
-}
-
-macro_rules! wire_enum {
-    ($(#[$m:meta])* $name:ident, $field:literal { $($variant:ident => $wire:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name {
-            $(#[serde(rename = $wire)] $variant),+
-        }
-
-        impl $name {
-            /// Every value, in the spelling the cloud and the database use.
-            pub const ALL: &'static [&'static str] = &[$($wire),+];
-
-            /// The exact wire / database spelling.
-            pub fn as_str(&self) -> &'static str {
-                match self { $(Self::$variant => $wire),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ValidationError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($wire => Ok(Self::$variant),)+
-                    _ => Err(ValidationError::new(
-                        $field,
-                        format!("must be one of {}, got {:?}", Self::ALL.join(", "), s),
-                    )),
-                }
-            }
-        }
-    };
 }
 
 wire_enum!(

@@ -6,67 +6,15 @@
 
 use super::cron::CronSchedule;
 use super::template;
-use crate::model::{FormatType, InstanceKey, JobId, TargetType, ValidationError};
+use crate::model::{wire_enum, FormatType, InstanceKey, JobId, TargetType, ValidationError};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
-use std::str::FromStr;
 
 /// Database id of a schedule.
 pub type ScheduleId = i64;
 
-macro_rules! wire_policy {
-    ($(#[$m:meta])* $name:ident, $field:literal { $($(#[$vm:meta])* $variant:ident => $wire:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vm])* $variant),+
-        }
-
-        impl $name {
-            /// Every accepted spelling.
-            pub const ALL: &'static [&'static str] = &[$($wire),+];
-
-            pub fn as_str(&self) -> &'static str {
-                match self { $(Self::$variant => $wire),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ValidationError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($wire => Ok(Self::$variant),)+
-                    _ => Err(ValidationError::new(
-                        $field,
-                        format!("must be one of {}, got {:?}", Self::ALL.join(", "), s),
-                    )),
-                }
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
-wire_policy!(
+wire_enum!(
     /// Which backup a fire exports.
     BackupSelection, "backup" {
         /// `pitr` with `DownloadPointInTime` = the fire time (ms).
@@ -75,7 +23,7 @@ wire_policy!(
         LatestFull => "latest_full",
     }
 );
-wire_policy!(
+wire_enum!(
     /// What to do with fires missed while no scheduler ran (older than the grace period).
     MisfirePolicy, "misfire" {
         /// Drop them (recorded); only on-time fires run.
@@ -86,7 +34,7 @@ wire_policy!(
         FireAll => "fire_all",
     }
 );
-wire_policy!(
+wire_enum!(
     /// What to do when the previous job of this schedule and instance is still unfinished.
     OverlapPolicy, "overlap" {
         /// Do not enqueue; record the skipped fire with its reason.
@@ -95,7 +43,7 @@ wire_policy!(
         Queue => "queue",
     }
 );
-wire_policy!(
+wire_enum!(
     /// How the instances of a fire are chosen.
     TargetKind, "targets.kind" {
         /// One instance: `region` + `instance`.
@@ -108,12 +56,12 @@ wire_policy!(
         Tag => "tag",
     }
 );
-wire_policy!(
+wire_enum!(
     /// Who owns a schedule: config-declared ones are re-synced at start-up; the others are
     /// never touched by the sync.
     ScheduleOrigin, "origin" { Api => "api", Cli => "cli", Config => "config" }
 );
-wire_policy!(
+wire_enum!(
     /// Why a fire (or one instance of it) did not become a job. A small fixed set: it is a
     /// metrics label.
     SkipReason, "reason" {
@@ -133,7 +81,7 @@ wire_policy!(
         InvalidRequest => "invalid_request",
     }
 );
-wire_policy!(
+wire_enum!(
     /// What happened to a fire, per instance.
     RunOutcome, "outcome" { Enqueued => "enqueued", Skipped => "skipped" }
 );
