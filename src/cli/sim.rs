@@ -96,9 +96,9 @@ impl SimArgs {
             .failure_probability(self.failure_probability)
             .enforce_one_active(!self.allow_concurrent_tasks);
         if let (Some(id), Some(secret)) = (&self.access_key_id, &self.access_key_secret) {
-            let mut key = SimKey::new(id.clone(), secret.clone());
+            let mut key = SimKey::access_key(id.clone(), secret.clone());
             if let Some(t) = &self.security_token {
-                key = key.with_token(t.clone());
+                key = key.with_security_token(t.clone());
             }
             config = config.keys(vec![key]);
         }

@@ -61,10 +61,10 @@ impl Credentials {
         }
     }
 
-    /// Test helper: the same credentials with an STS token.
-    #[cfg(test)]
-    pub(crate) fn with_token_for_tests(self, token: &str) -> Self {
-        self.with_token(Some(token))
+    /// The same credentials with an STS token (`x-acs-security-token` / `SecurityToken`).
+    pub fn with_security_token(self, token: impl Into<String>) -> Self {
+        let token = token.into();
+        self.with_token(Some(&token))
     }
 
     /// `token` empty ⇒ none.

@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn v3_vector_verifies_and_tampering_does_not() {
-        let keys = [SimKey::new("testid", "testsecret")];
+        let keys = [SimKey::access_key("testid", "testsecret")];
         let req = v3_request("2024-01-01T00:00:00Z", None, "testid");
         let ok = authenticate(&req, &keys, TOL, at("2024-01-01T00:10:00Z")).unwrap();
         assert_eq!(ok.action, "CreateDownload");
@@ -336,13 +336,13 @@ mod tests {
         let e = authenticate(&req, &keys, TOL, at("2024-01-01T00:15:01Z")).unwrap_err();
         assert_eq!(e.code, "InvalidTimeStamp.Expired");
 
-        let wrong = [SimKey::new("testid", "other")];
+        let wrong = [SimKey::access_key("testid", "other")];
         let e = authenticate(&req, &wrong, TOL, at("2024-01-01T00:00:00Z")).unwrap_err();
         assert_eq!(e.code, "SignatureDoesNotMatch");
 
         let e = authenticate(
             &req,
-            &[SimKey::new("x", "y")],
+            &[SimKey::access_key("x", "y")],
             TOL,
             at("2024-01-01T00:00:00Z"),
         )
@@ -360,7 +360,9 @@ mod tests {
 
     #[test]
     fn v3_sts_token_must_match() {
-        let keys = [SimKey::new("STS.testid", "testsecret").with_token("sts-token-example")];
+        let keys =
+            [SimKey::access_key("STS.testid", "testsecret")
+                .with_security_token("sts-token-example")];
         let now = at("2024-01-01T00:00:00Z");
         let req = v3_request(
             "2024-01-01T00:00:00Z",
@@ -407,10 +409,10 @@ mod tests {
             headers: vec![],
             body: vec![],
         };
-        let keys = [SimKey::new("testid", "testsecret")];
+        let keys = [SimKey::access_key("testid", "testsecret")];
         let ok = authenticate(&req, &keys, TOL, at("2024-01-01T00:01:00Z")).unwrap();
         assert_eq!((ok.scheme, ok.version.as_str()), (Scheme::V2, "2021-01-01"));
-        let wrong = [SimKey::new("testid", "nope")];
+        let wrong = [SimKey::access_key("testid", "nope")];
         assert_eq!(
             authenticate(&req, &wrong, TOL, at("2024-01-01T00:01:00Z"))
                 .unwrap_err()

@@ -6,7 +6,6 @@
 use super::faults::Faults;
 use crate::clock::{DynClock, SystemClock};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -19,47 +18,13 @@ pub const DEMO_ACCESS_KEY_SECRET: &str = "DemoAccessKeySecretForTheSimulator";
 /// Region of the built-in demo fleet.
 pub const DEMO_REGION: &str = "cn-hangzhou";
 
-/// One key pair the simulator's gateway accepts. `Debug` never shows the secret.
-#[derive(Clone)]
-pub struct SimKey {
-    pub access_key_id: String,
-    pub access_key_secret: SecretString,
-    /// When set, requests with this AccessKeyId must carry this STS token.
-    pub security_token: Option<SecretString>,
-}
+/// One key pair the simulator's gateway accepts: the client's own credentials type, so the
+/// secret never prints and an STS key carries the token its requests must present.
+pub type SimKey = crate::dbs::credentials::Credentials;
 
-impl std::fmt::Debug for SimKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimKey")
-            .field("access_key_id", &self.access_key_id)
-            .field("access_key_secret", &"[REDACTED]")
-            .field(
-                "security_token",
-                &self.security_token.as_ref().map(|_| "[REDACTED]"),
-            )
-            .finish()
-    }
-}
-
-impl SimKey {
-    pub fn new(access_key_id: impl Into<String>, secret: impl Into<String>) -> Self {
-        Self {
-            access_key_id: access_key_id.into(),
-            access_key_secret: SecretString::from(secret.into()),
-            security_token: None,
-        }
-    }
-
-    /// An STS-style key: the token must accompany every request.
-    pub fn with_token(mut self, token: impl Into<String>) -> Self {
-        self.security_token = Some(SecretString::from(token.into()));
-        self
-    }
-
-    /// The demo pair.
-    pub fn demo() -> Self {
-        Self::new(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET)
-    }
+/// The documented demo pair.
+pub fn demo_key() -> SimKey {
+    SimKey::access_key(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET)
 }
 
 /// One backup set of an instance, as RDS DescribeBackups reports it.
@@ -306,7 +271,7 @@ impl SimConfig {
     /// successful daily full backups each), default durations, no failures, time scale 1.
     pub fn demo() -> Self {
         Self {
-            keys: vec![SimKey::demo()],
+            keys: vec![demo_key()],
             fleet: Fleet::default(),
             durations: Durations::default(),
             time_scale: 1.0,

@@ -203,7 +203,7 @@ async fn create_download_v3_on_the_wire() {
 #[tokio::test]
 async fn sts_token_is_a_signed_header_in_v3_and_a_parameter_in_v2() {
     let (server, base) = Server::start().await;
-    let creds = Credentials::access_key("STS.testid", SECRET).with_token_for_tests("sts-token");
+    let creds = Credentials::access_key("STS.testid", SECRET).with_security_token("sts-token");
     client_with(&base, SignatureVersion::V3, creds.clone())
         .describe_download_support("cn-hangzhou", "rm-1")
         .await

@@ -472,7 +472,7 @@ async fn signature_key_and_clock_failures_are_permanent() {
 #[tokio::test]
 async fn sts_credentials_carry_their_token() {
     let config = SimConfig::demo().keys(vec![
-        SimKey::new("STS.sim", "sts-secret").with_token("sts-token")
+        SimKey::access_key("STS.sim", "sts-secret").with_security_token("sts-token")
     ]);
     let sim = start(config.clone()).await;
     for signature in [SignatureVersion::V3, SignatureVersion::V2] {

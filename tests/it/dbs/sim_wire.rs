@@ -146,9 +146,11 @@ async fn reused_nonce_is_rejected_but_a_rejected_call_does_not_burn_it() {
 
 #[tokio::test]
 async fn sts_keys_need_their_token() {
-    let sim =
-        start(SimConfig::demo().with_key(SimKey::new("STS.sim", "sts-secret").with_token("tok")))
-            .await;
+    let sim = start(
+        SimConfig::demo()
+            .with_key(SimKey::access_key("STS.sim", "sts-secret").with_security_token("tok")),
+    )
+    .await;
     let params = [
         ("RegionCode", "cn-hangzhou"),
         ("InstanceName", "rm-demo0001"),

@@ -214,7 +214,7 @@ async fn run_once() -> Run {
     let db_url = format!("sqlite://{}", db_path.display());
     let sim_config = SimConfig::demo()
         .fleet(Default::default())
-        .keys(vec![SimKey::new(AK_ID, AK_SECRET)])
+        .keys(vec![SimKey::access_key(AK_ID, AK_SECRET)])
         .with_instances(REGION, "rm-obs", 6)
         .instant()
         .faults(Faults {
