@@ -90,6 +90,10 @@ pub struct TrackerSettings {
     pub max_remote_retries: u32,
     pub blocked_reprobe_seconds: u64,
     pub url_duration_seconds: u32,
+    /// A tracked task absent from DescribeDownloadTask this long fails its job.
+    pub missing_task_grace_seconds: u64,
+    /// Running jobs leased per tracker round.
+    pub batch_size: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -279,6 +283,15 @@ impl Settings {
                 "must be between 300 and 86400",
             ));
         }
+        if t.batch_size == 0 {
+            return Err(invalid("tracker.batch_size", "must be at least 1"));
+        }
+        if t.missing_task_grace_seconds < 60 {
+            return Err(invalid(
+                "tracker.missing_task_grace_seconds",
+                "must be at least 60",
+            ));
+        }
         let d = &self.dbs;
         for (key, value) in [
             ("dbs.endpoint", &d.endpoint),
@@ -390,6 +403,8 @@ impl Settings {
                 "max_remote_retries": self.tracker.max_remote_retries,
                 "blocked_reprobe_seconds": self.tracker.blocked_reprobe_seconds,
                 "url_duration_seconds": self.tracker.url_duration_seconds,
+                "missing_task_grace_seconds": self.tracker.missing_task_grace_seconds,
+                "batch_size": self.tracker.batch_size,
             },
             "dbs": {
                 "endpoint": self.dbs.endpoint,

@@ -1,13 +1,90 @@
-//! `dbs-archiver instances` (STUB: filled in by issue #4).
+//! `dbs-archiver instances list|unblock`.
+//!
+//! An instance is blocked when a failed remote task holds it (the cloud allows one running
+//! or failed task per instance): its jobs wait, other instances keep flowing. The worker
+//! re-probes blocked instances on a slow timer; `unblock` clears the block by hand (after
+//! fixing or retrying the failed task in the DBS console). Talks to the database directly.
 
+use super::jobs::{parse_instance, print_table};
 use crate::config::Settings;
+use anyhow::Context;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum InstancesCommand {
-    /// List instances.
-    List,
+    /// List known instances, blocked ones first.
+    List {
+        /// Only blocked instances.
+        #[arg(long)]
+        blocked: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Clear the block of an instance so its jobs are claimed again.
+    Unblock {
+        /// REGION/INSTANCE, or INSTANCE with --region.
+        instance: String,
+        #[arg(long)]
+        region: Option<String>,
+    },
 }
 
-pub async fn run(_args: InstancesCommand, _settings: Settings) -> anyhow::Result<()> {
-    anyhow::bail!("`instances` is not implemented yet")
+pub async fn run(cmd: InstancesCommand, settings: Settings) -> anyhow::Result<()> {
+    let store = crate::app::open_store(&settings)
+        .await
+        .context("opening the database (database.url)")?;
+    match cmd {
+        InstancesCommand::List { blocked, json } => {
+            let mut list = store.instance_list().await?;
+            if blocked {
+                list.retain(|i| i.blocked);
+            }
+            list.sort_by(|a, b| b.blocked.cmp(&a.blocked).then(a.key.cmp(&b.key)));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            let t = |v: Option<chrono::DateTime<chrono::Utc>>| {
+                v.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_else(|| "-".into())
+            };
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.key.to_string(),
+                        if i.blocked { "blocked" } else { "ok" }.to_string(),
+                        i.blocking_task_id.clone().unwrap_or_else(|| "-".into()),
+                        if i.blocked {
+                            t(i.blocked_until)
+                        } else {
+                            "-".into()
+                        },
+                        t(i.last_success_at),
+                        i.blocked_reason.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "INSTANCE",
+                    "STATE",
+                    "BLOCKING TASK",
+                    "REPROBE AT",
+                    "LAST SUCCESS",
+                    "REASON",
+                ],
+                &rows,
+            );
+            Ok(())
+        }
+        InstancesCommand::Unblock { instance, region } => {
+            let key = parse_instance(&instance, region.as_deref())?;
+            if store.instance_unblock(&key).await? {
+                println!("{key} unblocked; its queued jobs will be claimed again");
+                Ok(())
+            } else {
+                anyhow::bail!("{key} is not blocked (or unknown)")
+            }
+        }
+    }
 }

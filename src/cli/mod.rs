@@ -38,7 +38,7 @@ pub enum Command {
     /// Print the effective settings with secrets redacted.
     CheckConfig,
     /// Enqueue one download request.
-    Enqueue(enqueue::EnqueueArgs),
+    Enqueue(Box<enqueue::EnqueueArgs>),
     /// Inspect and steer jobs.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
@@ -76,7 +76,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", settings.redacted_toml());
             Ok(())
         }
-        Command::Enqueue(args) => enqueue::run(args, settings).await,
+        Command::Enqueue(args) => enqueue::run(*args, settings).await,
         Command::Jobs(cmd) => jobs::run(cmd, settings).await,
         Command::Schedules(cmd) => schedules::run(cmd, settings).await,
         Command::Instances(cmd) => instances::run(cmd, settings).await,

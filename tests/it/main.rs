@@ -6,3 +6,4 @@ mod dbs;
 mod helpers;
 mod scheduler;
 mod store;
+mod worker;
