@@ -91,12 +91,21 @@ impl App {
 
         crate::worker::spawn(&self.worker, &mut services, &stop);
 
-        // HOOK (issue 5, scheduler): spawn the scheduler service here when
-        // `self.settings.scheduler.enabled`, e.g.
-        //   crate::scheduler::spawn(&self.store, &self.client, &mut services, &stop);
-        // HOOK (issue 6, admin API): spawn the HTTP server on `self.settings.api.listen`
-        // here, e.g. crate::api::spawn(&self.store, &self.settings.api, &mut services, &stop);
-        // Each service must return when `stop` is cancelled.
+        // Cron schedules → jobs (issue 5); a no-op when `scheduler.enabled` is false.
+        crate::scheduler::spawn(
+            &self.store,
+            &self.client,
+            &self.settings,
+            self.worker.clock.clone(),
+            &mut services,
+            &stop,
+        );
+        // The admin HTTP API on `api.listen` (issue 6); a bind failure stops `serve`.
+        let api = crate::api::ApiState::new(self.store.clone(), &self.settings)
+            .with_backups(Arc::new(self.client.clone()))
+            .with_clock(self.worker.clock.clone());
+        crate::api::spawn(api, &mut services, &stop);
+        // More services plug in here: spawn into `services`, return when `stop` fires.
 
         tracing::info!(
             backend = self.store.backend(),

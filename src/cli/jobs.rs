@@ -90,8 +90,11 @@ pub fn parse_instance(instance: &str, region: Option<&str>) -> anyhow::Result<In
     }
 }
 
-/// Print rows as aligned columns under a header.
+/// Print rows as aligned columns under a header. Output errors (a closed pipe, as in
+/// `jobs list | head`) end the printing quietly instead of panicking.
 pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
     let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -109,11 +112,15 @@ pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
                 s.push_str(&format!("{c:<w$}  ", w = width[i]));
             }
         }
-        println!("{}", s.trim_end());
+        s.trim_end().to_string()
     };
-    line(header.to_vec());
+    if writeln!(out, "{}", line(header.to_vec())).is_err() {
+        return;
+    }
     for r in rows {
-        line(r.iter().map(String::as_str).collect());
+        if writeln!(out, "{}", line(r.iter().map(String::as_str).collect())).is_err() {
+            return;
+        }
     }
 }
 

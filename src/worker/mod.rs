@@ -275,6 +275,54 @@ pub(crate) fn chrono_dur(d: Duration) -> chrono::Duration {
 }
 
 #[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn store_writes_survive_transient_errors_but_not_permanent_ones() {
+        let calls = AtomicU32::new(0);
+        let r = retry_store(Duration::from_secs(5), || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    Err(StoreError::Locked("busy".into()))
+                } else {
+                    Ok(true)
+                }
+            }
+        })
+        .await;
+        assert!(r.unwrap());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+        let calls = AtomicU32::new(0);
+        let r: Result<bool, _> = retry_store(Duration::from_secs(5), || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err(StoreError::Corrupt("bad row".into())) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "permanent errors are not retried"
+        );
+    }
+
+    #[test]
+    fn in_flight_guard_removes_on_drop() {
+        let set = Arc::new(InFlight::default());
+        {
+            let _a = InFlightGuard::new(&set, 3);
+            let _b = InFlightGuard::new(&set, 1);
+            assert_eq!(set.ids(), vec![1, 3]);
+        }
+        assert!(set.is_empty());
+    }
+}
+
+#[cfg(test)]
 pub(crate) mod test_support {
     use crate::model::{DownloadRequest, Job, JobSource, JobState, RemoteStatus};
     use chrono::DateTime;

@@ -26,6 +26,7 @@ fn settings_for(db_url: &str, sim: &SimHandle) -> Settings {
         ("TRACKER__POLL_INITIAL_SECONDS", "0.2".into()),
         ("TRACKER__POLL_MAX_SECONDS", "0.5".into()),
         ("SCHEDULER__ENABLED", "false".into()),
+        ("API__LISTEN", "127.0.0.1:0".into()),
     ]
     .into_iter()
     .map(|(k, v)| (format!("DBS_ARCHIVER__{k}"), v));
