@@ -4,12 +4,12 @@
 use anyhow::Context;
 use dbs_archiver::config::Settings;
 use dbs_archiver::sim::{SimConfig, DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Connection;
 
 pub const REGION: &str = "cn-hangzhou";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Sqlite,

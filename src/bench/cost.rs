@@ -7,12 +7,12 @@
 use super::common::{self, Backend, TempDb};
 use dbs_archiver::app::App;
 use dbs_archiver::sim::{SimConfig, Simulator};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CostResult {
     pub backend: Backend,
     pub jobs: u32,

@@ -5,13 +5,13 @@
 use super::common::{self, Backend, TempDb};
 use dbs_archiver::app::App;
 use dbs_archiver::sim::{SimConfig, Simulator};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Connection;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Worker knobs of the drain, printed with the results.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DrainKnobs {
     pub concurrency: u32,
     pub idle_poll_ms: u64,
@@ -30,7 +30,7 @@ impl Default for DrainKnobs {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DrainResult {
     pub backend: Backend,
     pub jobs: u32,

@@ -4,11 +4,11 @@
 
 use super::common::{self, Backend, TempDb};
 use dbs_archiver::sim::{SimConfig, Simulator, DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IdleResult {
     pub backend: Backend,
     pub future_jobs: u32,

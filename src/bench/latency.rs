@@ -7,19 +7,19 @@ use super::common::{self, Backend, TempDb, REGION};
 use dbs_archiver::api::{self, ApiState};
 use dbs_archiver::app::App;
 use dbs_archiver::sim::{SimConfig, Simulator};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Path {
     Sql,
     Api,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LatencyResult {
     pub backend: Backend,
     pub path: Path,

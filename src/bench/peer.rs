@@ -5,12 +5,12 @@
 //! calls (CreateDownload, DescribeDownloadTask) and several fenced database writes.
 
 use super::common::{Backend, TempDb};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerResult {
     pub peer: String,
     pub version: String,
@@ -21,7 +21,7 @@ pub struct PeerResult {
 }
 
 /// What happened with the peer: a result, or why there is none.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum PeerOutcome {
     Ran(Vec<PeerResult>),

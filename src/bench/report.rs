@@ -1,9 +1,9 @@
 //! The machine description and the two outputs of `bench all`: the JSON result and
 //! docs/performance.md.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     pub cpu_model: String,
     pub cores: usize,

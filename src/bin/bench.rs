@@ -1,7 +1,10 @@
 //! Benchmarks: `cargo run --release --bin bench -- <subcommand>`.
 //!
-//! Each subcommand measures one part of the service against real parts (a SQLite file,
-//! the PostgreSQL at `DATABASE_URL`) and prints its figures; docs/ say which to run.
+//! `all` is the one command behind docs/performance.md: every figure of issue 8 on both
+//! backends, a printed table, target/bench/results.json and the regenerated report. The
+//! other subcommands measure one part in more detail. Everything runs against real parts
+//! (a SQLite file, the PostgreSQL at `DATABASE_URL`, the simulator over loopback). The
+//! suite's modules live in src/bench/ (binary-only code, not part of the library).
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -467,7 +470,7 @@ mod scheduler_bench {
     }
 
     /// One scheduler round's figures (`bench all` collects them).
-    #[derive(Debug, Clone, serde::Serialize)]
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
     pub struct SchedResult {
         pub backend: String,
         pub schedules: u32,
