@@ -1,10 +1,30 @@
 //! Benchmarks: `cargo run --release --bin bench -- <subcommand>`.
 //!
-//! Each subcommand measures one part of the service against real parts (a SQLite file,
-//! the PostgreSQL at `DATABASE_URL`) and prints its figures; docs/ say which to run.
+//! `all` is the one command behind docs/performance.md: every figure of issue 8 on both
+//! backends, a printed table, target/bench/results.json and the regenerated report. The
+//! other subcommands measure one part in more detail. Everything runs against real parts
+//! (a SQLite file, the PostgreSQL at `DATABASE_URL`, the simulator over loopback). The
+//! suite's modules live in src/bench/ (binary-only code, not part of the library).
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+#[path = "../bench/all.rs"]
+mod all;
+#[path = "../bench/common.rs"]
+mod common;
+#[path = "../bench/cost.rs"]
+mod cost;
+#[path = "../bench/drain.rs"]
+mod drain;
+#[path = "../bench/idle.rs"]
+mod idle;
+#[path = "../bench/latency.rs"]
+mod latency;
+#[path = "../bench/peer.rs"]
+mod peer;
+#[path = "../bench/report.rs"]
+mod report;
 
 #[derive(Debug, Parser)]
 #[command(name = "bench", about = "dbs-archiver benchmarks")]
@@ -19,6 +39,48 @@ enum Command {
     Store(store_bench::StoreArgs),
     /// Fire lag (due time → job enqueued) with N schedules due in the same minute.
     Scheduler(scheduler_bench::SchedulerArgs),
+    /// Everything issue 8 asks for, on both backends: prints the table, writes
+    /// target/bench/results.json and regenerates docs/performance.md.
+    All(all::AllArgs),
+    /// One end-to-end drain (for profiling): N jobs over M instances, one backend.
+    Drain(DrainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DrainArgs {
+    #[arg(long, value_enum, default_value = "postgres")]
+    backend: common::Backend,
+    #[arg(long, default_value_t = 1000)]
+    jobs: u32,
+    #[arg(long, default_value_t = 1000)]
+    instances: u32,
+    #[arg(long, default_value_t = 16)]
+    concurrency: u32,
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database_url: String,
+}
+
+async fn drain_once(args: DrainArgs) -> anyhow::Result<()> {
+    let _ = dbs_archiver::telemetry::metrics_handle();
+    let knobs = drain::DrainKnobs {
+        concurrency: args.concurrency,
+        ..Default::default()
+    };
+    let d = drain::round(
+        args.backend,
+        &args.database_url,
+        args.jobs,
+        args.instances,
+        &knobs,
+        std::time::Duration::from_secs(600),
+    )
+    .await?;
+    println!("{}", serde_json::to_string(&d)?);
+    Ok(())
 }
 
 #[tokio::main]
@@ -27,6 +89,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Store(args) => store_bench::run(args).await,
         Command::Scheduler(args) => scheduler_bench::run(args).await,
+        Command::All(args) => all::run(args).await,
+        Command::Drain(args) => drain_once(args).await,
     }
     .context("benchmark failed")
 }
@@ -366,7 +430,7 @@ mod scheduler_bench {
             store.migrate().await?;
             // SQLite is one process: the schedulers share the handle.
             let handles = vec![store.clone(); args.schedulers];
-            let result = round("sqlite", store, handles, &args).await;
+            let result = round("sqlite", store, handles, &args).await.map(drop);
             for suffix in ["", "-wal", "-shm"] {
                 let mut p = path.clone().into_os_string();
                 p.push(suffix);
@@ -394,7 +458,7 @@ mod scheduler_bench {
                     let h: DynStore = Arc::new(PgStore::connect(&url, pool).await?);
                     handles.push(h);
                 }
-                round("postgres", store, handles, &args).await
+                round("postgres", store, handles, &args).await.map(drop)
             }
             .await;
             sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
@@ -405,12 +469,54 @@ mod scheduler_bench {
         Ok(())
     }
 
+    /// One scheduler round's figures (`bench all` collects them).
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    pub struct SchedResult {
+        pub backend: String,
+        pub schedules: u32,
+        pub p50_s: f64,
+        pub p99_s: f64,
+        pub max_s: f64,
+        pub wall_s: f64,
+        pub fires_per_second: f64,
+    }
+
+    /// `bench all`'s scheduler figure: `schedules` due in one minute, one scheduler with
+    /// the default concurrency and batch, on a fresh database of `backend`.
+    pub async fn measure(
+        backend: crate::common::Backend,
+        database_url: &str,
+        schedules: u32,
+    ) -> anyhow::Result<SchedResult> {
+        let args = SchedulerArgs {
+            backend: match backend {
+                crate::common::Backend::Sqlite => Backend::Sqlite,
+                crate::common::Backend::Postgres => Backend::Postgres,
+            },
+            schedules,
+            schedulers: 1,
+            concurrency: 8,
+            batch: 100,
+            database_url: database_url.to_string(),
+        };
+        let db = crate::common::TempDb::create(backend, database_url, "sched").await?;
+        let result = async {
+            let pool = (args.concurrency + 2) as u32;
+            let store: DynStore = dbs_archiver::store::connect(&db.url, pool).await?;
+            store.migrate().await?;
+            round(backend.name(), store.clone(), vec![store], &args).await
+        }
+        .await;
+        db.drop_db().await?;
+        result
+    }
+
     async fn round(
         label: &str,
         store: DynStore,
         handles: Vec<DynStore>,
         args: &SchedulerArgs,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<SchedResult> {
         let created_at: DateTime<Utc> = "2026-07-01T00:00:30Z".parse()?;
         let due: DateTime<Utc> = "2026-07-01T00:01:00Z".parse()?;
         for i in 0..args.schedules {
@@ -455,15 +561,19 @@ mod scheduler_bench {
         );
         lags.sort_by(|a, b| a.total_cmp(b));
         let pct = |p: f64| lags[((lags.len() as f64 - 1.0) * p).round() as usize];
+        let r = SchedResult {
+            backend: label.to_string(),
+            schedules: args.schedules,
+            p50_s: pct(0.50),
+            p99_s: pct(0.99),
+            max_s: lags[lags.len() - 1],
+            wall_s: wall,
+            fires_per_second: lags.len() as f64 / wall,
+        };
         println!(
             "{:<10} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>10.0}",
-            label,
-            pct(0.50),
-            pct(0.99),
-            lags[lags.len() - 1],
-            wall,
-            lags.len() as f64 / wall
+            label, r.p50_s, r.p99_s, r.max_s, r.wall_s, r.fires_per_second
         );
-        Ok(())
+        Ok(r)
     }
 }

@@ -389,11 +389,19 @@ impl Store for PgStore {
         Ok(kept)
     }
 
+    /// One statement, one round trip: the fenced `UPDATE`, and for a state change the
+    /// event row in a data-modifying CTE (atomic like the claim). It used to be BEGIN,
+    /// UPDATE, INSERT, COMMIT — four round trips for every transition (docs/performance.md).
     async fn job_update(&self, fence: &Fence, patch: &JobPatch) -> Result<bool, StoreError> {
         let now = Utc::now();
-        let mut q = QueryBuilder::<Postgres>::new("UPDATE jobs SET updated_at = ");
-        q.push_bind(now);
         let changes_state = patch.to.is_some_and(|to| to != fence.state);
+        let event_to = patch.to.filter(|_| changes_state);
+        let mut q = QueryBuilder::<Postgres>::new(if event_to.is_some() {
+            "WITH updated AS (UPDATE jobs SET updated_at = "
+        } else {
+            "UPDATE jobs SET updated_at = "
+        });
+        q.push_bind(now);
         if let Some(to) = patch.to {
             q.push(", state = ").push_bind(to.as_str());
             if to.is_terminal() && changes_state {
@@ -457,23 +465,27 @@ impl Store for PgStore {
         if let Some(owner) = &fence.owner {
             q.push(" AND lease_owner = ").push_bind(owner.clone());
         }
-        let mut tx = self.pool.begin().await?;
-        let done = q.build().execute(&mut *tx).await?.rows_affected() > 0;
-        if done && changes_state {
-            if let Some(to) = patch.to {
-                insert_event(
-                    &mut tx,
-                    fence.id,
-                    Some(fence.state),
-                    to,
-                    now,
-                    &patch.reason,
-                    patch.request_id.as_deref(),
+        let done = match event_to {
+            Some(to) => {
+                q.push(
+                    " RETURNING id), event AS (INSERT INTO job_events \
+                        (job_id, from_state, to_state, at, reason, request_id) SELECT id, ",
                 )
-                .await?;
+                .push_bind(fence.state.as_str())
+                .push(", ")
+                .push_bind(to.as_str())
+                .push(", ")
+                .push_bind(now)
+                .push(", ")
+                .push_bind(patch.reason.as_str())
+                .push(", ")
+                .push_bind(patch.request_id.as_deref())
+                .push(" FROM updated) SELECT count(*) FROM updated");
+                let n: i64 = q.build_query_scalar().fetch_one(&self.pool).await?;
+                n > 0
             }
-        }
-        tx.commit().await?;
+            None => q.build().execute(&self.pool).await?.rows_affected() > 0,
+        };
         if done && patch.to == Some(JobState::Queued) && changes_state {
             self.wake();
         }
