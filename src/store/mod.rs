@@ -138,6 +138,17 @@ pub struct JobPatch {
     pub request_id: Option<String>,
 }
 
+impl JobPatch {
+    /// Whether applying this patch to a job in state `from` may give an idle dispatcher work:
+    /// the job became claimable again (`queued`), or it left `submitting`/`running` and so
+    /// freed its instance for the next queued job there.
+    pub fn wakes_dispatcher(&self, from: JobState) -> bool {
+        self.to.is_some_and(|to| {
+            to != from && (to == JobState::Queued || (from.is_active() && !to.is_active()))
+        })
+    }
+}
+
 /// Filters and cursor for listing jobs, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
@@ -283,4 +294,28 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
         key: &InstanceKey,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to(state: JobState) -> JobPatch {
+        JobPatch {
+            to: Some(state),
+            ..JobPatch::default()
+        }
+    }
+
+    #[test]
+    fn dispatcher_wakes_when_work_appears_or_an_instance_frees() {
+        assert!(to(JobState::Queued).wakes_dispatcher(JobState::Submitting));
+        assert!(to(JobState::Queued).wakes_dispatcher(JobState::Failed));
+        assert!(to(JobState::Succeeded).wakes_dispatcher(JobState::Running));
+        assert!(to(JobState::Failed).wakes_dispatcher(JobState::Submitting));
+        assert!(!to(JobState::Running).wakes_dispatcher(JobState::Submitting));
+        assert!(!to(JobState::Running).wakes_dispatcher(JobState::Running));
+        assert!(!to(JobState::Cancelled).wakes_dispatcher(JobState::Queued));
+        assert!(!JobPatch::default().wakes_dispatcher(JobState::Running));
+    }
 }

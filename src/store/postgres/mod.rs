@@ -486,7 +486,7 @@ impl Store for PgStore {
             }
             None => q.build().execute(&self.pool).await?.rows_affected() > 0,
         };
-        if done && patch.to == Some(JobState::Queued) && changes_state {
+        if done && patch.wakes_dispatcher(fence.state) {
             self.wake();
         }
         Ok(done)

@@ -463,7 +463,7 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().await?;
-        if done && changes_state && patch.to == Some(JobState::Queued) {
+        if done && patch.wakes_dispatcher(fence.state) {
             self.wake();
         }
         Ok(done)

@@ -45,3 +45,50 @@ async fn plain_sql_insert_wakes_the_postgres_notifier() {
         .await
         .expect("a plain SQL INSERT wakes the notifier through NOTIFY");
 }
+
+/// A job leaving `submitting`/`running` frees its instance: an idle dispatcher must hear of
+/// it at once rather than on its next idle poll.
+async fn finishing_an_active_job_wakes_a_waiting_worker(db: TestDb) {
+    use chrono::Utc;
+    use dbs_archiver::model::JobState;
+    use dbs_archiver::store::{ClaimParams, Fence, JobPatch};
+
+    let job = db.enqueue("rm-free").await;
+    let claimed = db
+        .store
+        .job_claim(&ClaimParams {
+            owner: "w1".into(),
+            limit: 1,
+            lease: Duration::from_secs(60),
+            now: Utc::now(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let notify = db.store.job_notifier();
+    let _ = tokio::time::timeout(Duration::from_millis(20), notify.notified()).await;
+    let woken = notify.notified();
+    tokio::pin!(woken);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), &mut woken)
+            .await
+            .is_err(),
+        "nothing changed yet"
+    );
+    let fence = Fence {
+        id: job.id,
+        state: JobState::Submitting,
+        owner: Some("w1".into()),
+    };
+    let patch = JobPatch {
+        to: Some(JobState::Failed),
+        reason: "test: permanent error".into(),
+        ..JobPatch::default()
+    };
+    assert!(db.store.job_update(&fence, &patch).await.unwrap());
+    tokio::time::timeout(Duration::from_secs(5), woken)
+        .await
+        .expect("freeing an instance wakes the notifier");
+}
+
+both_backends!(finishing_an_active_job_wakes_a_waiting_worker);
