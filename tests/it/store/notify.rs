@@ -39,6 +39,16 @@ async fn plain_sql_insert_wakes_the_postgres_notifier() {
             .is_err(),
         "nothing inserted yet"
     );
+    // One NOTIFY per statement (a bulk INSERT … SELECT must not queue one per row).
+    assert_eq!(
+        db.query_i64(
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'jobs_enqueued_notify' \
+             AND (tgtype & 1) = 0"
+        )
+        .await,
+        1,
+        "statement-level NOTIFY trigger"
+    );
     // A separate connection, as any SQL client: the trigger NOTIFYs, the store LISTENs.
     db.exec(SQL_INSERT).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), woken)
