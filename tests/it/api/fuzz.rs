@@ -41,6 +41,11 @@ async fn fuzz(db: TestDb) {
         .args(["--url", &app.base])
         .args(["--header", &format!("Authorization: Bearer {ADMIN_TOKEN}")])
         .args(["--checks", "not_a_server_error"])
+        // The coverage phase can crash inside CPython 3.11's AST module while Hypothesis
+        // describes a strategy ("AST constructor recursion depth mismatch"): a runtime error
+        // of the tool, not a finding, but it fails the run. Examples, fuzzing and stateful
+        // phases still exercise every operation.
+        .args(["--phases", "examples,fuzzing,stateful"])
         .args(["--max-time", &seconds.to_string()])
         .args(["--workers", "2"])
         .args(["--request-timeout", "30"])
