@@ -30,7 +30,11 @@ pub fn init(settings: &TelemetrySettings) {
             .with_current_span(true)
             .with_writer(std::io::stderr)
             .boxed(),
-        LogFormat::Pretty => fmt::layer().with_writer(std::io::stderr).boxed(),
+        // Colours only on a terminal: a log file or a collector gets plain text.
+        LogFormat::Pretty => fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
     let (otel_layer, provider) = match otlp::layer(&settings.otlp_endpoint) {
         Ok(Some((layer, provider))) => (Some(layer), Some(provider)),

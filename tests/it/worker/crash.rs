@@ -15,7 +15,8 @@ const KILLS: usize = 20;
 const JOBS_PER_INSTANCE: usize = 10;
 const INSTANCES: usize = 10;
 
-fn spawn_serve(db_url: &str, sim: &SimHandle, dir: &Path, n: usize) -> Child {
+/// A `serve` child process with short leases and polls, logging to `dir/serve-N.log`.
+pub(super) fn spawn_serve(db_url: &str, sim: &SimHandle, dir: &Path, n: usize) -> Child {
     let log = std::fs::File::create(dir.join(format!("serve-{n}.log"))).expect("log file");
     let creds = sim.credentials();
     use secrecy::ExposeSecret;
@@ -55,7 +56,8 @@ fn spawn_serve(db_url: &str, sim: &SimHandle, dir: &Path, n: usize) -> Child {
         .expect("spawn dbs-archiver serve")
 }
 
-fn tail(dir: &Path, n: usize) -> String {
+/// The last 40 log lines of the `n`-th child.
+pub(super) fn tail(dir: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(dir.join(format!("serve-{n}.log"))).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")

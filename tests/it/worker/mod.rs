@@ -7,6 +7,7 @@
 
 mod cost;
 mod crash;
+mod db_outage;
 mod errors;
 mod fleet;
 mod lifecycle;
