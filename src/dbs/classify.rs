@@ -53,11 +53,20 @@ pub(crate) fn kind_for_code(code: &str, http_status: Option<u16>) -> DbsErrorKin
         "ServiceUnavailable" | "InternalError" | "DBS.InternalError" | "SignatureNonceUsed" => {
             DbsErrorKind::Transient
         }
+        // Rejected before anything was applied; fresh credentials can fix it (§8). The
+        // client refreshes and retries once, and makes it Permanent for fixed credentials.
+        c if credentials_rejected(c) => DbsErrorKind::Transient,
         c if c.starts_with("Throttling") || c.ends_with(".Throttling") => DbsErrorKind::Throttled,
         _ if http_status == Some(429) => DbsErrorKind::Throttled,
         _ if http_status.is_some_and(|s| s >= 500) => DbsErrorKind::Transient,
         _ => DbsErrorKind::Permanent,
     }
+}
+
+/// The STS token was refused (expired, revoked, malformed or missing): refresh the
+/// credentials and try again, as dbs-api.md §8 says.
+pub(crate) fn credentials_rejected(code: &str) -> bool {
+    code.starts_with("InvalidSecurityToken.") || code == "MissingSecurityToken"
 }
 
 /// A successful reply: the parsed body and its envelope.
@@ -260,10 +269,11 @@ mod tests {
             (400, "InvalidTimeStamp.Format", Permanent),
             (400, "InvalidTimeStamp.Expired", Permanent),
             (400, "SignatureNonceUsed", Transient),
-            (400, "InvalidSecurityToken.Expired", Permanent),
-            (400, "InvalidSecurityToken.Malformed", Permanent),
-            (400, "InvalidSecurityToken.MismatchWithAccessKey", Permanent),
-            (400, "MissingSecurityToken", Permanent),
+            // "refresh credentials, then retry" (the client refreshes and retries once).
+            (400, "InvalidSecurityToken.Expired", Transient),
+            (400, "InvalidSecurityToken.Malformed", Transient),
+            (400, "InvalidSecurityToken.MismatchWithAccessKey", Transient),
+            (400, "MissingSecurityToken", Transient),
             (404, "InvalidApi.NotFound", Permanent),
             (404, "InvalidProduct.NotFound", Permanent),
             (400, "InvalidAction.NotFound", Permanent),

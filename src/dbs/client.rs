@@ -577,13 +577,42 @@ impl DbsClient {
         result
     }
 
-    /// One attempt: token, credentials, sign, send, classify. Every attempt that reaches
-    /// the network is counted here, and only here (`dbs_archiver_cloud_*`).
+    /// One call with the current credentials; if the cloud refuses their STS token
+    /// (expired or revoked early), the provider drops them and the call goes once more
+    /// with fresh ones. Safe for writes too: a refused token means nothing was applied.
+    /// Still refused after a refresh ⇒ Transient (the role may hand out new ones soon);
+    /// fixed credentials, which cannot be refreshed ⇒ Permanent.
     async fn send(&self, call: &Call) -> Result<Parsed, DbsError> {
         let base = self.base_url(call)?;
+        let provider = &self.inner.credentials;
+        let creds = provider.credentials().await?;
+        match self.attempt(call, &base, &creds).await {
+            Err(mut e) if classify::credentials_rejected(&e.code) => {
+                if provider.invalidate(&creds.access_key_id).await {
+                    tracing::info!(code = %e.code, "security token refused; retrying with fresh credentials");
+                    let fresh = provider.credentials().await?;
+                    self.attempt(call, &base, &fresh).await
+                } else {
+                    // Fixed credentials stay refused until an operator changes them.
+                    e.kind = DbsErrorKind::Permanent;
+                    Err(e)
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// One attempt: rate-limit token, sign, send, classify. Every attempt that reaches
+    /// the network is counted here, and only here (`dbs_archiver_cloud_*`).
+    async fn attempt(
+        &self,
+        call: &Call,
+        base: &url::Url,
+        creds: &Credentials,
+    ) -> Result<Parsed, DbsError> {
         self.inner.limiter.acquire(&call.region).await;
         let started = std::time::Instant::now();
-        let result = self.send_signed(call, &base).await;
+        let result = self.send_signed(call, base, creds).await;
         let class = match &result {
             Ok(_) => "ok",
             Err(e) => e.kind.as_str(),
@@ -597,9 +626,13 @@ impl DbsClient {
         result
     }
 
-    async fn send_signed(&self, call: &Call, base: &url::Url) -> Result<Parsed, DbsError> {
-        let creds = self.inner.credentials.credentials().await?;
-        let request = self.build_request(call, base, &creds)?;
+    async fn send_signed(
+        &self,
+        call: &Call,
+        base: &url::Url,
+        creds: &Credentials,
+    ) -> Result<Parsed, DbsError> {
+        let request = self.build_request(call, base, creds)?;
         let response = self
             .inner
             .http

@@ -80,6 +80,14 @@ impl Credentials {
 #[async_trait]
 pub trait CredentialsProvider: Send + Sync + std::fmt::Debug {
     async fn credentials(&self) -> Result<Credentials, DbsError>;
+
+    /// The cloud refused the STS token of these credentials (expired or revoked before
+    /// the expiry we were told). Drop them if they are still cached, so the next
+    /// [`Self::credentials`] fetches fresh ones. Returns whether that next call can give
+    /// different credentials: fixed ones cannot, so retrying with them is pointless.
+    async fn invalidate(&self, _rejected_access_key_id: &str) -> bool {
+        false
+    }
 }
 
 /// Fixed credentials (settings, tests, the simulator demo pair).

@@ -142,6 +142,11 @@ pub const GATEWAY_CODES: &[ErrorCode] = &[
     ),
     c(
         400,
+        "InvalidSecurityToken.Expired",
+        "Specified SecurityToken is expired.",
+    ),
+    c(
+        400,
         "InvalidSecurityToken.MismatchWithAccessKey",
         "Specified SecurityToken mismatch with the AccessKey.",
     ),

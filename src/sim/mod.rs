@@ -124,6 +124,11 @@ impl SimHandle {
         }
     }
 
+    /// Reject this key's STS token as expired from now on (credential-refresh tests).
+    pub fn expire_security_token(&self, access_key_id: &str) {
+        self.shared.expire_security_token(access_key_id);
+    }
+
     /// [`Self::credentials`] as a provider for `DbsClient::new`.
     pub fn credentials_provider(&self) -> Arc<StaticCredentials> {
         Arc::new(StaticCredentials(self.credentials()))

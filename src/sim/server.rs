@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub state: Mutex<SimState>,
     pub shutdown: CancellationToken,
     keys: Vec<SimKey>,
+    /// AccessKey ids whose STS token the "cloud" now calls expired.
+    expired_tokens: Mutex<std::collections::HashSet<String>>,
     tolerance: Duration,
     stall: Duration,
 }
@@ -38,11 +40,33 @@ impl Shared {
     pub fn new(state: SimState) -> Self {
         Self {
             keys: state.config.keys.clone(),
+            expired_tokens: Mutex::default(),
             tolerance: state.config.timestamp_tolerance,
             stall: state.config.stall,
             state: Mutex::new(state),
             shutdown: CancellationToken::new(),
         }
+    }
+
+    /// From now on, requests signed with this key's STS token fail with
+    /// `InvalidSecurityToken.Expired` (a token revoked or past its expiry while a client
+    /// still holds it).
+    pub fn expire_security_token(&self, access_key_id: &str) {
+        self.expired_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(access_key_id.to_string());
+    }
+
+    fn check_not_expired(&self, a: auth::Authenticated) -> Result<auth::Authenticated, Rejection> {
+        let expired = self
+            .expired_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if expired.contains(&a.access_key_id) {
+            return Err(Rejection::of("InvalidSecurityToken.Expired"));
+        }
+        Ok(a)
     }
 
     /// The state lock; a panic elsewhere must not wedge the simulator.
@@ -301,6 +325,7 @@ async fn rpc(
     let claimed = auth::claimed_action(&raw);
 
     let authed = match auth::authenticate(&raw, &shared.keys, shared.tolerance, chrono::Utc::now())
+        .and_then(|a| shared.check_not_expired(a))
     {
         Ok(a) => a,
         Err(e) => {

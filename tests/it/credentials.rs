@@ -257,3 +257,81 @@ async fn the_chain_ends_at_the_metadata_service_from_settings() {
     assert_eq!(creds.access_key_id, "STS.key1");
     assert_eq!(state.lock().unwrap().role_lists, 0);
 }
+
+/// dbs-api.md §8: a refused STS token means "refresh credentials, then retry". The
+/// metadata service hands out `STS.key1`, valid for an hour; the simulator (over TCP, as
+/// the cloud) then revokes its token early. The next call is refused with
+/// `InvalidSecurityToken.Expired`, the client drops its cached credentials, fetches
+/// `STS.key2` and the call succeeds — one refusal, no error reaches the caller. Fixed
+/// credentials cannot be refreshed: there the refusal is returned as permanent (retrying
+/// the same refused token cannot help; an operator must change it).
+#[tokio::test]
+async fn a_refused_sts_token_is_refreshed_and_the_call_retried_once() {
+    use dbs_archiver::dbs::credentials::{Credentials, StaticCredentials};
+    use dbs_archiver::dbs::types::DescribeTasksQuery;
+    use dbs_archiver::dbs::{DbsClient, DbsClientConfig};
+    use dbs_archiver::sim::{SimConfig, Simulator};
+
+    let (state, base) = metadata_server().await;
+    // Signing uses the client's clock and the simulator checks timestamps against wall
+    // time, so this test runs on wall time; the credentials stay valid for an hour.
+    let now = Utc::now();
+    state.lock().unwrap().expiration = now + chrono::Duration::hours(1);
+    let key = |n: u32| {
+        Credentials::access_key(format!("STS.key{n}"), format!("role-secret-{n}"))
+            .with_security_token(format!("role-token-{n}"))
+    };
+    let sim = Simulator::start(SimConfig::demo().keys(vec![key(1), key(2)]), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let config = DbsClientConfig {
+        endpoint_override: Some(sim.endpoint()),
+        rds_endpoint_override: Some(sim.endpoint()),
+        calls_per_second_per_region: 1000.0,
+        burst: 1000,
+        ..DbsClientConfig::default()
+    };
+    let provider =
+        EcsRamRoleProvider::new(&base, Some(ROLE.into()), Arc::new(ManualClock::new(now))).unwrap();
+    let client = DbsClient::new(config.clone(), Arc::new(provider)).unwrap();
+    let q = DescribeTasksQuery {
+        region: "cn-hangzhou".into(),
+        instance: "rm-demo0001".into(),
+        ..Default::default()
+    };
+
+    client.list_download_tasks(&q).await.unwrap();
+    assert_eq!(state.lock().unwrap().credential_gets, 1);
+
+    sim.expire_security_token("STS.key1");
+    client
+        .list_download_tasks(&q)
+        .await
+        .expect("refreshed and retried");
+    assert_eq!(
+        state.lock().unwrap().credential_gets,
+        2,
+        "fresh credentials fetched"
+    );
+    let log = sim.request_log();
+    let codes: Vec<&str> = log.iter().map(|e| e.code.as_str()).collect();
+    assert_eq!(
+        codes
+            .iter()
+            .filter(|c| **c == "InvalidSecurityToken.Expired")
+            .count(),
+        1,
+        "{codes:?}"
+    );
+    // And the fresh key keeps working without further fetches.
+    client.list_download_tasks(&q).await.unwrap();
+    assert_eq!(state.lock().unwrap().credential_gets, 2);
+
+    // Fixed credentials: nothing to refresh; the refusal comes back, permanent.
+    sim.expire_security_token("STS.key2");
+    let fixed = DbsClient::new(config, Arc::new(StaticCredentials(key(2)))).unwrap();
+    let err = fixed.list_download_tasks(&q).await.unwrap_err();
+    assert_eq!(err.code, "InvalidSecurityToken.Expired");
+    assert_eq!(err.kind, DbsErrorKind::Permanent);
+    sim.shutdown().await;
+}

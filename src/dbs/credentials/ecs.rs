@@ -253,6 +253,7 @@ impl CredentialsProvider for EcsRamRoleProvider {
             }
             Err(e) => match &state.cached {
                 // Still valid for a while: keep working, try again on the next call.
+                // (Not after `invalidate`: the cache is empty then.)
                 Some((creds, expires_at)) if now < *expires_at => {
                     tracing::warn!(error = %e, "refreshing ECS RAM role credentials failed; using cached ones");
                     Ok(creds.clone())
@@ -260,5 +261,22 @@ impl CredentialsProvider for EcsRamRoleProvider {
                 _ => Err(e),
             },
         }
+    }
+
+    async fn invalidate(&self, rejected_access_key_id: &str) -> bool {
+        let mut state = self.state.lock().await;
+        // Several calls can be refused at once; only the first drops the cache, the
+        // others find fresh credentials there already (a different key id).
+        if state
+            .cached
+            .as_ref()
+            .is_some_and(|(c, _)| c.access_key_id == rejected_access_key_id)
+        {
+            tracing::info!(
+                "the cloud refused the ECS RAM role's STS token; fetching new credentials"
+            );
+            state.cached = None;
+        }
+        true
     }
 }

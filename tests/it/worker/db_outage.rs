@@ -161,7 +161,11 @@ async fn database_outages_lose_and_double_nothing(db: TestDb) {
         ids.len() as u64,
         "exactly one task per job (no double submission)"
     );
-    assert_eq!(stats.max_active_any(), 1, "two active tasks on one instance");
+    assert_eq!(
+        stats.max_active_any(),
+        1,
+        "two active tasks on one instance"
+    );
     sim.shutdown().await;
 }
 
