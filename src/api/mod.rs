@@ -210,9 +210,15 @@ pub fn spawn(
     let stop = stop.clone();
     services.spawn(async move {
         let listen = state.settings.listen.clone();
-        let listener = tokio::net::TcpListener::bind(&listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("api.listen: cannot listen on {listen}: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (another program has that port: pick another with \
+                     DBS_ARCHIVER__API__LISTEN=127.0.0.1:PORT or [api] listen)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("api.listen: cannot listen on {listen}: {e}{hint}")
+        })?;
         serve(state, listener, stop)
             .await
             .map_err(|e| anyhow::anyhow!("admin API server failed: {e}"))

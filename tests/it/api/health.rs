@@ -93,3 +93,26 @@ async fn spawn_names_api_listen_when_it_cannot_bind() {
     assert!(err.to_string().contains("api.listen"), "{err}");
     assert!(err.to_string().contains(&addr), "{err}");
 }
+
+/// The README's first command fails with a message that says what to do when the API's
+/// port is already taken (a newcomer's machine often has something on 8080).
+#[test]
+fn a_taken_api_port_stops_serve_with_a_hint() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dbs-archiver"))
+        .args(["serve", "--simulate"])
+        .current_dir(dir.path())
+        .env("DBS_ARCHIVER__API__LISTEN", &addr)
+        .env("DBS_ARCHIVER__TELEMETRY__LOG_LEVEL", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "serve ran on a taken port: {stderr}");
+    assert!(
+        stderr.contains(&format!("api.listen: cannot listen on {addr}"))
+            && stderr.contains("DBS_ARCHIVER__API__LISTEN=127.0.0.1:PORT"),
+        "{stderr}"
+    );
+}
