@@ -1,10 +1,10 @@
 //! `/v1/instances`: the per-instance view (active job, block) and clearing a block.
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::printable;
-use super::views::{InstanceList, InstanceView, UnblockResult};
+use super::extract::{printable, JsonBody};
+use super::views::{InstanceList, InstanceRegistration, InstanceView, UnblockResult};
 use super::ApiState;
-use crate::model::{InstanceKey, JobState};
+use crate::model::{normalize_tags, InstanceKey, JobState};
 use crate::store::{DynStore, JobFilter};
 use axum::extract::{Path, State};
 use axum::Json;
@@ -56,6 +56,66 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<InstanceList>, A
     }))
 }
 
+/// One instance with its block and its active job.
+#[utoipa::path(
+    get, path = "/v1/instances/{region}/{instance}", tag = "instances",
+    params(
+        ("region" = String, Path, description = "Region, e.g. cn-hangzhou"),
+        ("instance" = String, Path, description = "Instance id, e.g. rm-bp1abc"),
+    ),
+    responses(
+        (status = 200, description = "The instance", body = InstanceView),
+        (status = 404, description = "Unknown instance", body = ErrorBody),
+    )
+)]
+pub async fn get(
+    State(state): State<ApiState>,
+    Path((region, instance)): Path<(String, String)>,
+) -> Result<Json<InstanceView>, ApiError> {
+    printable("region", &region)?;
+    printable("instance", &instance)?;
+    view(&state, &InstanceKey::new(region, instance)).await
+}
+
+/// Register an instance, or replace its tags. Schedules that target a prefix or a tag
+/// resolve against the known instances, so a fleet can be registered before its first job
+/// (instances also appear by themselves when a job is enqueued for them).
+#[utoipa::path(
+    put, path = "/v1/instances/{region}/{instance}", tag = "instances",
+    params(
+        ("region" = String, Path, description = "Region, e.g. cn-hangzhou"),
+        ("instance" = String, Path, description = "Instance id, e.g. rm-bp1abc"),
+    ),
+    request_body = InstanceRegistration,
+    responses(
+        (status = 200, description = "The instance as stored", body = InstanceView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "Unknown field, or invalid region, instance or tag; `field` names it", body = ErrorBody),
+    )
+)]
+pub async fn register(
+    State(state): State<ApiState>,
+    Path((region, instance)): Path<(String, String)>,
+    JsonBody(body): JsonBody<InstanceRegistration>,
+) -> Result<Json<InstanceView>, ApiError> {
+    let key = InstanceKey::new(region, instance);
+    key.validate()?;
+    let tags = normalize_tags(&body.tags)?;
+    state.store.instance_upsert(&key, Some(&tags)).await?;
+    tracing::info!(instance = %key, ?tags, "instance registered through the API");
+    view(&state, &key).await
+}
+
+async fn view(state: &ApiState, key: &InstanceKey) -> Result<Json<InstanceView>, ApiError> {
+    let instance = state
+        .store
+        .instance_get(key)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("instance {key} is not known")))?;
+    let active = active_jobs(&state.store).await?.get(key).copied();
+    Ok(Json(InstanceView::new(instance, active)))
+}
+
 /// Clear the block a failed remote task put on the instance, so jobs flow again.
 /// Unblocking an instance that is not blocked is a no-op (`unblocked: false`).
 #[utoipa::path(
@@ -83,14 +143,9 @@ pub async fn unblock(
     if unblocked {
         tracing::info!(instance = %key, "instance unblocked through the API");
     }
-    let now = state
-        .store
-        .instance_get(&key)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("instance {key} is not known")))?;
-    let active = active_jobs(&state.store).await?.get(&key).copied();
+    let Json(instance) = view(&state, &key).await?;
     Ok(Json(UnblockResult {
         unblocked,
-        instance: InstanceView::new(now, active),
+        instance,
     }))
 }

@@ -132,6 +132,8 @@ fn routes() -> Routes {
         .post("/v1/downloads/{id}/cancel", downloads::cancel)
         .post("/v1/downloads/{id}/retry", downloads::retry)
         .get("/v1/instances", instances::list)
+        .get("/v1/instances/{region}/{instance}", instances::get)
+        .put("/v1/instances/{region}/{instance}", instances::register)
         .post(
             "/v1/instances/{region}/{instance}/unblock",
             instances::unblock,

@@ -28,6 +28,8 @@ Every error is `{\"error\":{\"code\",\"message\",\"field\"}}`. See docs/api.md."
         downloads::cancel,
         downloads::retry,
         instances::list,
+        instances::get,
+        instances::register,
         instances::unblock,
         schedules::create,
         schedules::list,
@@ -47,6 +49,7 @@ Every error is `{\"error\":{\"code\",\"message\",\"field\"}}`. See docs/api.md."
     components(schemas(
         ErrorBody, ErrorDetail, EnqueueBody, JobView, JobDetail, JobPageView, EventView,
         RequestView, RemoteView, JobErrorView, InstanceView, InstanceList, UnblockResult,
+        InstanceRegistration,
         HealthStatus, ScheduleSpecDoc, ScheduleDoc, ScheduleListDoc, ScheduleDetailDoc,
         ScheduleRunDoc, TargetsDoc, TemplateDoc, InstanceKeyDoc, FireOutcomeDoc, FireItemDoc,
     )),

@@ -404,6 +404,16 @@ pub struct InstanceList {
     pub instances: Vec<InstanceView>,
 }
 
+/// Body of `PUT /v1/instances/{region}/{instance}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceRegistration {
+    /// Replaces the instance's tags (schedules with `targets.kind = "tag"` select by them):
+    /// at most 32, each 1-64 characters of letters, digits, '-', '_', '.', ':' or '='.
+    #[schema(max_items = 32)]
+    pub tags: Vec<String>,
+}
+
 /// Result of an unblock: `unblocked` is false when the instance was not blocked.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UnblockResult {

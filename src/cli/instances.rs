@@ -1,4 +1,4 @@
-//! `dbs-archiver instances list|unblock`.
+//! `dbs-archiver instances list|add|unblock`.
 //!
 //! An instance is blocked when a failed remote task holds it (the cloud allows one running
 //! or failed task per instance): its jobs wait, other instances keep flowing. The worker
@@ -18,6 +18,17 @@ pub enum InstancesCommand {
         blocked: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Register an instance, or replace its tags (schedules with a `tag` or `prefix`
+    /// target select among known instances). Idempotent.
+    Add {
+        /// REGION/INSTANCE, or INSTANCE with --region.
+        instance: String,
+        #[arg(long)]
+        region: Option<String>,
+        /// A tag (repeat for several); replaces the instance's tags. None clears them.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
     },
     /// Clear the block of an instance so its jobs are claimed again.
     Unblock {
@@ -60,6 +71,11 @@ pub async fn run(cmd: InstancesCommand, settings: Settings) -> anyhow::Result<()
                             "-".into()
                         },
                         t(i.last_success_at),
+                        if i.tags.is_empty() {
+                            "-".into()
+                        } else {
+                            i.tags.join(",")
+                        },
                         i.blocked_reason.clone().unwrap_or_default(),
                     ]
                 })
@@ -71,10 +87,24 @@ pub async fn run(cmd: InstancesCommand, settings: Settings) -> anyhow::Result<()
                     "BLOCKING TASK",
                     "REPROBE AT",
                     "LAST SUCCESS",
+                    "TAGS",
                     "REASON",
                 ],
                 &rows,
             );
+            Ok(())
+        }
+        InstancesCommand::Add {
+            instance,
+            region,
+            tags,
+        } => {
+            let key = parse_instance(&instance, region.as_deref())?;
+            key.validate()?;
+            let tags =
+                crate::model::normalize_tags(&tags).map_err(|e| anyhow::anyhow!("--tag: {e}"))?;
+            store.instance_upsert(&key, Some(&tags)).await?;
+            println!("{key} registered; tags: [{}]", tags.join(", "));
             Ok(())
         }
         InstancesCommand::Unblock { instance, region } => {

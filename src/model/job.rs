@@ -132,6 +132,45 @@ impl InstanceKey {
             instance: instance.into(),
         }
     }
+
+    /// The rules a download request's region and instance follow, so an instance
+    /// registered by hand can be downloaded from.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        super::request::identifier("region", &self.region)?;
+        super::request::identifier("instance", &self.instance)
+    }
+}
+
+/// Most tags one instance carries (schedule targets of kind `tag` select by them).
+pub const MAX_TAGS: usize = 32;
+
+/// Tags as an operator sets them: each 1-64 characters of letters, digits, '-', '_', '.',
+/// ':' or '=' (so `env=prod` works), at most [`MAX_TAGS`]. Returns them without
+/// duplicates, in the order given.
+pub fn normalize_tags(tags: &[String]) -> Result<Vec<String>, ValidationError> {
+    if tags.len() > MAX_TAGS {
+        return Err(ValidationError::new(
+            "tags",
+            format!("must hold at most {MAX_TAGS} tags"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for (i, tag) in tags.iter().enumerate() {
+        let ok = (1..=64).contains(&tag.len())
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:=".contains(c));
+        if !ok {
+            return Err(ValidationError::new(
+                format!("tags[{i}]"),
+                "must be 1-64 characters of letters, digits, '-', '_', '.', ':' or '='",
+            ));
+        }
+        if !out.contains(tag) {
+            out.push(tag.clone());
+        }
+    }
+    Ok(out)
 }
 
 impl fmt::Display for InstanceKey {
@@ -236,4 +275,27 @@ pub struct Instance {
     pub blocked_at: Option<DateTime<Utc>>,
     pub last_success_at: Option<DateTime<Utc>>,
     pub tags: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_checked_and_deduplicated() {
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            normalize_tags(&t(&["prod", "env=eu", "prod"])).unwrap(),
+            t(&["prod", "env=eu"])
+        );
+        assert_eq!(normalize_tags(&[]).unwrap(), Vec::<String>::new());
+        let e = normalize_tags(&t(&["ok", "has space"])).unwrap_err();
+        assert_eq!(e.field, "tags[1]");
+        assert_eq!(normalize_tags(&t(&[""])).unwrap_err().field, "tags[0]");
+        let many: Vec<String> = (0..=MAX_TAGS).map(|i| format!("t{i}")).collect();
+        assert_eq!(normalize_tags(&many).unwrap_err().field, "tags");
+        let bad = InstanceKey::new("cn-hangzhou", "rm/../x");
+        assert_eq!(bad.validate().unwrap_err().field, "instance");
+        assert!(InstanceKey::new("cn-hangzhou", "rm-bp1").validate().is_ok());
+    }
 }

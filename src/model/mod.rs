@@ -7,7 +7,7 @@ mod wire_enum;
 pub(crate) use wire_enum::wire_enum;
 
 pub use job::{
-    Instance, InstanceKey, Job, JobError, JobEvent, JobId, JobSource, JobState, RemoteStatus,
-    TaskId,
+    normalize_tags, Instance, InstanceKey, Job, JobError, JobEvent, JobId, JobSource, JobState,
+    RemoteStatus, TaskId, MAX_TAGS,
 };
 pub use request::{BakSetType, DownloadRequest, FormatType, TargetType, ValidationError};

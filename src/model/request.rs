@@ -94,7 +94,7 @@ fn required(field: &str, value: &Option<String>, rule: &str) -> Result<(), Valid
     }
 }
 
-fn identifier(field: &str, value: &str) -> Result<(), ValidationError> {
+pub(crate) fn identifier(field: &str, value: &str) -> Result<(), ValidationError> {
     if value.trim().is_empty() {
         return Err(ValidationError::new(
             field,
