@@ -12,7 +12,7 @@ use crate::dbs::types::RemoteTaskStatus;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// Decoded request parameters (query string plus form body), looked up by exact name.
 #[derive(Debug, Clone, Default)]
@@ -221,7 +221,13 @@ pub struct SimState {
     pub(crate) faults: Faults,
     pub(crate) stats: SimStats,
     pub(crate) log: RequestLog,
+    /// (AccessKeyId, nonce) → when it was first seen, and the same keys oldest first, so
+    /// expired nonces are dropped from the front in O(1) per request.
     nonces: HashMap<(String, String), i64>,
+    nonce_order: VecDeque<(i64, (String, String))>,
+    /// (region, instance id) → index into `config.fleet.instances` (fixed at start), so a
+    /// lookup does not scan a fleet of 100k instances.
+    instance_index: HashMap<(String, String), usize>,
     /// Wall instant that virtual time counts from, and manual jumps (`advance`).
     origin_wall_ms: i64,
     offset_virt_ms: i64,
@@ -230,6 +236,14 @@ pub struct SimState {
 impl SimState {
     pub fn new(config: SimConfig) -> Self {
         let origin_wall_ms = config.clock.now().timestamp_millis();
+        let instance_index = config
+            .fleet
+            .instances
+            .iter()
+            .enumerate()
+            .rev() // the first of duplicates wins, as a linear search would
+            .map(|(i, inst)| ((inst.region.clone(), inst.id.clone()), i))
+            .collect();
         Self {
             rng: StdRng::seed_from_u64(config.seed),
             faults: config.faults.clone(),
@@ -241,6 +255,8 @@ impl SimState {
             next_task: 0,
             stats: SimStats::default(),
             nonces: HashMap::new(),
+            nonce_order: VecDeque::new(),
+            instance_index,
             origin_wall_ms,
             offset_virt_ms: 0,
         }
@@ -270,25 +286,33 @@ impl SimState {
     /// Record a nonce; `false` if it was seen within the timestamp window.
     pub fn use_nonce(&mut self, access_key_id: &str, nonce: &str, now_ms: i64) -> bool {
         let window = self.config.timestamp_tolerance.as_millis() as i64 * 2;
-        if self.nonces.len() > 50_000 {
-            self.nonces.retain(|_, seen| now_ms - *seen < window);
+        while let Some((seen, _)) = self.nonce_order.front() {
+            if now_ms - *seen < window {
+                break;
+            }
+            if let Some((seen, key)) = self.nonce_order.pop_front() {
+                // Only if it was not seen again later (then a newer entry is queued).
+                if self.nonces.get(&key) == Some(&seen) {
+                    self.nonces.remove(&key);
+                }
+            }
         }
         let key = (access_key_id.to_string(), nonce.to_string());
         match self.nonces.get(&key) {
             Some(seen) if now_ms - *seen < window => false,
             _ => {
-                self.nonces.insert(key, now_ms);
+                self.nonces.insert(key.clone(), now_ms);
+                self.nonce_order.push_back((now_ms, key));
                 true
             }
         }
     }
 
     fn instance(&self, region: &str, id: &str) -> Option<&InstanceSpec> {
-        self.config
-            .fleet
-            .instances
-            .iter()
-            .find(|i| i.id == id && i.region == region)
+        let i = self
+            .instance_index
+            .get(&(region.to_string(), id.to_string()))?;
+        self.config.fleet.instances.get(*i)
     }
 
     fn new_task_id(&mut self) -> String {
@@ -1106,5 +1130,29 @@ mod tests {
         assert_eq!(q(&[("State", "running")]).total_elements, 0);
         assert_eq!(q(&[("TaskType", "pitr")]).total_elements, 0);
         assert_eq!(q(&[("PageSize", "1000")]).page_size, 100);
+    }
+
+    /// A nonce is refused while it is within twice the timestamp tolerance of its first
+    /// use, and forgotten after that (the memory stays bounded by the window).
+    #[test]
+    fn nonces_are_refused_within_the_window_and_forgotten_after_it() {
+        let (mut s, _clock) = state(SimConfig::demo());
+        let window = 2 * 15 * 60 * 1000;
+        assert!(s.use_nonce("ak", "n1", 0));
+        assert!(!s.use_nonce("ak", "n1", 1_000));
+        assert!(s.use_nonce("other-ak", "n1", 1_000), "nonces are per key");
+        for i in 0..1_000 {
+            assert!(s.use_nonce("ak", &format!("bulk-{i}"), 2_000 + i));
+        }
+        assert!(!s.use_nonce("ak", "n1", window - 1));
+        assert!(
+            s.use_nonce("ak", "n1", window),
+            "expired nonce is accepted again"
+        );
+        // A window later, everything earlier has been dropped.
+        assert!(s.use_nonce("ak", "late", 2 * window + 5_000));
+        assert_eq!(s.nonces.len(), 1, "{:?}", s.nonces.keys());
+        assert_eq!(s.nonce_order.len(), 1);
+        assert!(!s.use_nonce("ak", "late", 2 * window + 6_000));
     }
 }
