@@ -131,7 +131,11 @@ pub async fn run(args: AllArgs) -> anyhow::Result<()> {
     };
     let mut r = Results {
         date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
-        command: "cargo run --release --bin bench -- all".into(),
+        // What was actually run, options included (the figures depend on them).
+        command: std::iter::once("cargo run --release --bin bench --".to_string())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
         total_seconds: 0.0,
         machine: report::machine(pg_version),
         drain_knobs: DrainKnobs::default(),
