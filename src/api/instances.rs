@@ -56,13 +56,28 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<InstanceList>, A
     }))
 }
 
+/// An instance in a route: `/v1/instances/{region}/{instance}…`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct InstancePath {
+    /// Region, e.g. cn-hangzhou
+    region: String,
+    /// Instance id, e.g. rm-bp1abc
+    instance: String,
+}
+
+impl InstancePath {
+    fn key(self) -> Result<InstanceKey, ApiError> {
+        printable("region", &self.region)?;
+        printable("instance", &self.instance)?;
+        Ok(InstanceKey::new(self.region, self.instance))
+    }
+}
+
 /// One instance with its block and its active job.
 #[utoipa::path(
     get, path = "/v1/instances/{region}/{instance}", tag = "instances",
-    params(
-        ("region" = String, Path, description = "Region, e.g. cn-hangzhou"),
-        ("instance" = String, Path, description = "Instance id, e.g. rm-bp1abc"),
-    ),
+    params(InstancePath),
     responses(
         (status = 200, description = "The instance", body = InstanceView),
         (status = 404, description = "Unknown instance", body = ErrorBody),
@@ -70,11 +85,9 @@ pub async fn list(State(state): State<ApiState>) -> Result<Json<InstanceList>, A
 )]
 pub async fn get(
     State(state): State<ApiState>,
-    Path((region, instance)): Path<(String, String)>,
+    Path(path): Path<InstancePath>,
 ) -> Result<Json<InstanceView>, ApiError> {
-    printable("region", &region)?;
-    printable("instance", &instance)?;
-    view(&state, &InstanceKey::new(region, instance)).await
+    view(&state, &path.key()?).await
 }
 
 /// Register an instance, or replace its tags. Schedules that target a prefix or a tag
@@ -82,10 +95,7 @@ pub async fn get(
 /// (instances also appear by themselves when a job is enqueued for them).
 #[utoipa::path(
     put, path = "/v1/instances/{region}/{instance}", tag = "instances",
-    params(
-        ("region" = String, Path, description = "Region, e.g. cn-hangzhou"),
-        ("instance" = String, Path, description = "Instance id, e.g. rm-bp1abc"),
-    ),
+    params(InstancePath),
     request_body = InstanceRegistration,
     responses(
         (status = 200, description = "The instance as stored", body = InstanceView),
@@ -95,10 +105,10 @@ pub async fn get(
 )]
 pub async fn register(
     State(state): State<ApiState>,
-    Path((region, instance)): Path<(String, String)>,
+    Path(path): Path<InstancePath>,
     JsonBody(body): JsonBody<InstanceRegistration>,
 ) -> Result<Json<InstanceView>, ApiError> {
-    let key = InstanceKey::new(region, instance);
+    let key = path.key()?;
     key.validate()?;
     let tags = normalize_tags(&body.tags)?;
     state.store.instance_upsert(&key, Some(&tags)).await?;
@@ -120,10 +130,7 @@ async fn view(state: &ApiState, key: &InstanceKey) -> Result<Json<InstanceView>,
 /// Unblocking an instance that is not blocked is a no-op (`unblocked: false`).
 #[utoipa::path(
     post, path = "/v1/instances/{region}/{instance}/unblock", tag = "instances",
-    params(
-        ("region" = String, Path, description = "Region, e.g. cn-hangzhou"),
-        ("instance" = String, Path, description = "Instance id, e.g. rm-bp1abc"),
-    ),
+    params(InstancePath),
     responses(
         (status = 200, description = "The instance after the call", body = UnblockResult),
         (status = 404, description = "Unknown instance", body = ErrorBody),
@@ -131,11 +138,9 @@ async fn view(state: &ApiState, key: &InstanceKey) -> Result<Json<InstanceView>,
 )]
 pub async fn unblock(
     State(state): State<ApiState>,
-    Path((region, instance)): Path<(String, String)>,
+    Path(path): Path<InstancePath>,
 ) -> Result<Json<UnblockResult>, ApiError> {
-    printable("region", &region)?;
-    printable("instance", &instance)?;
-    let key = InstanceKey::new(region, instance);
+    let key = path.key()?;
     if state.store.instance_get(&key).await?.is_none() {
         return Err(ApiError::NotFound(format!("instance {key} is not known")));
     }

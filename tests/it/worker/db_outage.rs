@@ -12,10 +12,9 @@
 //! outage meets ambiguous submissions. `serve` must ride it out without exiting; afterwards
 //! every job has succeeded with exactly one remote task.
 
-use super::crash::{spawn_serve, tail};
+use super::crash::{assert_all_succeeded_with_one_task_each, spawn_serve, stalling_sim, tail};
 use super::*;
 use crate::helpers::db::{both_backends, Backend};
-use dbs_archiver::sim::{FaultRule, Faults};
 use sqlx::Connection;
 use std::process::Child;
 
@@ -72,35 +71,11 @@ fn assert_serving(child: &mut Child, dir: &std::path::Path) {
 
 async fn database_outages_lose_and_double_nothing(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(
-        SimConfig::demo()
-            .fleet(Default::default())
-            .with_instances(REGION, "rm-w", INSTANCES)
-            .durations(short_durations())
-            .time_scale(40.0) // about 2 s per task
-            // A second submission shows up as a second task instead of being refused.
-            .enforce_one_active(false)
-            .stall(Duration::from_millis(1500))
-            .faults(Faults {
-                timeout_after_create: FaultRule::probability(0.3).for_actions(&["CreateDownload"]),
-                ..Faults::default()
-            }),
-        "127.0.0.1:0",
-    )
-    .await
-    .unwrap();
+    let sim = Simulator::start(stalling_sim(INSTANCES), "127.0.0.1:0")
+        .await
+        .unwrap();
     let store = db.store.clone();
-    let mut ids = Vec::new();
-    for k in 0..JOBS_PER_INSTANCE {
-        for i in 0..INSTANCES {
-            let job = store
-                .job_enqueue(NewJob::new(pitr_request(&instance(i), k), JobSource::Api))
-                .await
-                .unwrap()
-                .job;
-            ids.push(job.id);
-        }
-    }
+    let ids = enqueue_pitr_jobs(&store, INSTANCES, JOBS_PER_INSTANCE).await;
 
     let mut child = spawn_serve(&db.url, &sim, dir.path(), 0);
     let hits = outages(&db, &mut child, dir.path()).await;
@@ -139,14 +114,6 @@ async fn database_outages_lose_and_double_nothing(db: TestDb) {
     }
     let complaints = complaints.len();
 
-    let mut tasks = Vec::new();
-    for id in &ids {
-        let j = store.job_get(*id).await.unwrap().unwrap();
-        assert_eq!(j.state, JobState::Succeeded, "job {id}: {:?}", j.last_error);
-        tasks.push(j.remote.task_id.expect("task id"));
-    }
-    tasks.sort();
-    tasks.dedup();
     let stats = sim.stats();
     eprintln!(
         "database outage ({:?}): {hits} outages, {created_during} tasks created meanwhile, \
@@ -155,17 +122,7 @@ async fn database_outages_lose_and_double_nothing(db: TestDb) {
         stats.calls_of("CreateDownload"),
         stats.count("CreateDownload", "Stalled")
     );
-    assert_eq!(tasks.len(), ids.len(), "one distinct task per job");
-    assert_eq!(
-        stats.total_tasks_created(),
-        ids.len() as u64,
-        "exactly one task per job (no double submission)"
-    );
-    assert_eq!(
-        stats.max_active_any(),
-        1,
-        "two active tasks on one instance"
-    );
+    assert_all_succeeded_with_one_task_each(&store, &sim, &ids).await;
     sim.shutdown().await;
 }
 

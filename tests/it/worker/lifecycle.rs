@@ -48,17 +48,7 @@ async fn run_until_cancelled_then_stop_cleanly(db: TestDb) {
     .unwrap();
     let settings = settings_for(&db.url, &sim);
     let store = db.store.clone();
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        for k in 0..2 {
-            let job = store
-                .job_enqueue(NewJob::new(pitr_request(&instance(i), k), JobSource::Api))
-                .await
-                .unwrap()
-                .job;
-            ids.push(job.id);
-        }
-    }
+    let ids = enqueue_pitr_jobs(&store, 3, 2).await;
     let token = CancellationToken::new();
     let app = App::build(settings).await.expect("build");
     let run = tokio::spawn(app.run(token.clone()));

@@ -82,6 +82,27 @@ pub fn instance(i: usize) -> String {
     format!("rm-w{:04}", i + 1)
 }
 
+/// Enqueue `per_instance` distinct point-in-time jobs on each of the first `instances`
+/// instances (the k-th job of every instance before the (k+1)-th); their ids in that order.
+pub async fn enqueue_pitr_jobs(
+    store: &dbs_archiver::store::DynStore,
+    instances: usize,
+    per_instance: usize,
+) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for k in 0..per_instance {
+        for i in 0..instances {
+            let job = store
+                .job_enqueue(NewJob::new(pitr_request(&instance(i), k), JobSource::Api))
+                .await
+                .unwrap()
+                .job;
+            ids.push(job.id);
+        }
+    }
+    ids
+}
+
 /// The `k`-th distinct request for an instance: point-in-time downloads one minute apart
 /// (the simulator accepts any point after a backup and before now).
 pub fn pitr_request(instance: &str, k: usize) -> DownloadRequest {
