@@ -26,6 +26,33 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<store::DynStore> 
     Ok(store)
 }
 
+/// [`open_store`] for a long-running service: a database that is down or drops the
+/// connection while starting (a restart, a failover, a compose stack still coming up) is
+/// waited for, with backoff, for up to a minute; a permanent error (a wrong URL, a failed
+/// migration) still stops at once. The CLI's one-shot commands use [`open_store`] and fail
+/// fast.
+pub async fn open_store_patiently(settings: &Settings) -> anyhow::Result<store::DynStore> {
+    use backon::{ExponentialBuilder, Retryable};
+    let retryable = |e: &anyhow::Error| {
+        e.downcast_ref::<store::StoreError>()
+            .is_some_and(|s| s.class() == crate::retry::ErrorClass::Retryable)
+    };
+    (|| open_store(settings))
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(5))
+                .with_total_delay(Some(Duration::from_secs(60)))
+                .with_max_times(usize::MAX)
+                .with_jitter(),
+        )
+        .when(retryable)
+        .notify(|e: &anyhow::Error, after: Duration| {
+            tracing::warn!(error = %e, ?after, "database not available at start-up; retrying");
+        })
+        .await
+}
+
 /// The DBS client described by `[dbs]`, with the credentials chain (settings →
 /// environment → credentials file → ECS RAM role).
 pub fn build_client(settings: &Settings) -> anyhow::Result<DbsClient> {
@@ -66,7 +93,7 @@ impl App {
         } else {
             None
         };
-        let store = open_store(&settings).await?;
+        let store = open_store_patiently(&settings).await?;
         let client = build_client(&settings)?;
         let worker = WorkerContext::new(
             store.clone(),

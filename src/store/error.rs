@@ -26,19 +26,30 @@ impl StoreError {
     /// Connection trouble is retryable; bad input and corrupt rows are not.
     pub fn class(&self) -> ErrorClass {
         match self {
-            StoreError::Database(e) => match e {
-                sqlx::Error::Io(_)
-                | sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::WorkerCrashed
-                | sqlx::Error::Protocol(_) => ErrorClass::Retryable,
-                sqlx::Error::Database(db) if db.code().as_deref() == Some("40001") => {
-                    ErrorClass::Retryable
-                }
-                _ => ErrorClass::Permanent,
-            },
+            StoreError::Database(e) => sqlx_class(e),
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => sqlx_class(e),
             StoreError::Locked(_) => ErrorClass::Retryable,
             _ => ErrorClass::Permanent,
         }
+    }
+}
+
+/// Lost connections and server shutdowns are retryable: SQLSTATE class 08 (connection
+/// exception), 57P01-57P03 (the server or an administrator ended the session), 40001
+/// (serialization failure).
+fn sqlx_class(e: &sqlx::Error) -> ErrorClass {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => ErrorClass::Retryable,
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some(c) if c == "40001" || c.starts_with("08") || c.starts_with("57P") => {
+                ErrorClass::Retryable
+            }
+            _ => ErrorClass::Permanent,
+        },
+        _ => ErrorClass::Permanent,
     }
 }
