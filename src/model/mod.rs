@@ -1,5 +1,6 @@
 //! Domain types shared by every layer. No I/O here.
 
+pub mod bounds;
 mod job;
 mod request;
 mod wire_enum;
