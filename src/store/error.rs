@@ -19,7 +19,18 @@ pub enum StoreError {
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+/// A CHECK constraint (or the insert rule's trigger) refused the row: bad input, named by
+/// the rule, not a database failure. Everything else stays a [`StoreError::Database`].
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match super::sql::refused_by_rule(&e) {
+            Some(v) => StoreError::Invalid(v),
+            None => StoreError::Database(e),
+        }
+    }
 }
 
 impl StoreError {
