@@ -263,6 +263,11 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
     /// `failed` or `cancelled` ⇒ `queued` now, attempts reset. Same return as `job_cancel`.
     async fn job_retry(&self, id: JobId, reason: &str) -> Result<Option<Job>, StoreError>;
 
+    /// Delete one finished job (succeeded, failed or cancelled) and its events: how an
+    /// operator removes a quarantined row. `Ok(None)` when there is no such job;
+    /// `Ok(Some(state))` otherwise, deleted when `state` is terminal.
+    async fn job_delete(&self, id: JobId) -> Result<Option<JobState>, StoreError>;
+
     /// Delete terminal jobs (and their events) finished before `before`.
     async fn job_prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 

@@ -19,6 +19,11 @@ pub(crate) const EVENT_COLUMNS: &str = "id, job_id, from_state, to_state, at, re
 pub(crate) const INSTANCE_COLUMNS: &str = "region, instance, blocked, blocked_until, \
     blocked_reason, blocking_task_id, blocked_at, last_success_at, tags";
 
+/// `job_delete`: the job's state, then the delete, which only a finished job allows.
+pub(crate) const JOB_STATE_SQL: &str = "SELECT state FROM jobs WHERE id = $1";
+pub(crate) const JOB_DELETE_SQL: &str =
+    "DELETE FROM jobs WHERE id = $1 AND state IN ('succeeded', 'failed', 'cancelled')";
+
 /// Name of the partial unique index behind invariant 1.
 pub(crate) const ONE_ACTIVE_INDEX: &str = "jobs_one_active_per_instance";
 

@@ -15,7 +15,7 @@ pub use listener::CHANNEL as NOTIFY_CHANNEL;
 
 use super::sql::{
     is_lost_race, page_limit, report_quarantine, split_readable, tags_to_json, EVENT_COLUMNS,
-    INSTANCE_COLUMNS, JOB_COLUMNS,
+    INSTANCE_COLUMNS, JOB_COLUMNS, JOB_DELETE_SQL, JOB_STATE_SQL,
 };
 use super::{
     BlockInstance, ClaimParams, Enqueued, Fence, JobFilter, JobPage, JobPatch, NewJob,
@@ -738,6 +738,25 @@ impl Store for PgStore {
         tx.commit().await?;
         self.wake();
         Ok(job)
+    }
+
+    async fn job_delete(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let state: Option<String> = sqlx::query_scalar(JOB_STATE_SQL)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(state) = state.map(|s| s.parse::<JobState>()).transpose()? else {
+            return Ok(None);
+        };
+        if state.is_terminal() {
+            sqlx::query(JOB_DELETE_SQL)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(Some(state))
     }
 
     async fn job_prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

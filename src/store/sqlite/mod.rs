@@ -15,7 +15,7 @@ pub use lock::{acquire_process_lock, ProcessLock};
 
 use super::sql::{
     is_unique_violation, page_limit, report_quarantine, split_readable, tags_to_json,
-    EVENT_COLUMNS, INSTANCE_COLUMNS, JOB_COLUMNS, ONE_ACTIVE_INDEX,
+    EVENT_COLUMNS, INSTANCE_COLUMNS, JOB_COLUMNS, JOB_DELETE_SQL, JOB_STATE_SQL, ONE_ACTIVE_INDEX,
 };
 use super::{
     BlockInstance, ClaimParams, Enqueued, Fence, JobFilter, JobPage, JobPatch, NewJob,
@@ -722,6 +722,25 @@ impl Store for SqliteStore {
         tx.commit().await?;
         self.wake();
         Ok(job)
+    }
+
+    async fn job_delete(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
+        let mut tx = self.begin().await?;
+        let state: Option<String> = sqlx::query_scalar(JOB_STATE_SQL)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(state) = state.map(|s| s.parse::<JobState>()).transpose()? else {
+            return Ok(None);
+        };
+        if state.is_terminal() {
+            sqlx::query(JOB_DELETE_SQL)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(Some(state))
     }
 
     async fn job_prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
