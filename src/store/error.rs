@@ -13,6 +13,9 @@ pub enum StoreError {
     /// Another process holds the SQLite database.
     #[error("database is locked by another process: {0}")]
     Locked(String),
+    /// An update asked for a state change the state machine does not have.
+    #[error(transparent)]
+    Forbidden(#[from] crate::model::transitions::ForbiddenTransition),
     /// A row read back could not be decoded into the model.
     #[error("corrupt row: {0}")]
     Corrupt(String),

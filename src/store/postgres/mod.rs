@@ -448,6 +448,9 @@ impl Store for PgStore {
     /// event row in a data-modifying CTE (atomic like the claim). It used to be BEGIN,
     /// UPDATE, INSERT, COMMIT — four round trips for every transition (docs/performance.md).
     async fn job_update(&self, fence: &Fence, patch: &JobPatch) -> Result<bool, StoreError> {
+        if let Some(to) = patch.to {
+            crate::model::transitions::check(fence.state, to)?;
+        }
         let now = Utc::now();
         let changes_state = patch.to.is_some_and(|to| to != fence.state);
         let event_to = patch.to.filter(|_| changes_state);

@@ -439,6 +439,9 @@ impl Store for SqliteStore {
     }
 
     async fn job_update(&self, fence: &Fence, patch: &JobPatch) -> Result<bool, StoreError> {
+        if let Some(to) = patch.to {
+            crate::model::transitions::check(fence.state, to)?;
+        }
         let now = Utc::now();
         let mut q = QueryBuilder::<Sqlite>::new("UPDATE jobs SET updated_at = ");
         q.push_bind(ms(now));

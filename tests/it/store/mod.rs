@@ -12,3 +12,4 @@ mod migration;
 mod notify;
 mod process_lock;
 mod sql_interface;
+mod transitions;
