@@ -100,6 +100,9 @@ pub struct TrackerSettings {
 #[serde(deny_unknown_fields)]
 pub struct DbsSettings {
     pub endpoint: String,
+    /// Public or VPC DBS hosts from the endpoint table (ignored with an `endpoint` override).
+    #[serde(default)]
+    pub endpoint_kind: crate::dbs::endpoints::EndpointKind,
     pub rds_endpoint: String,
     pub signature: SignatureVersion,
     pub access_key_id: String,

@@ -11,6 +11,7 @@ mod rows;
 mod schedules;
 
 pub use lock::{acquire_process_lock, ProcessLock};
+pub(crate) use lock::database_path;
 
 use super::sql::{
     is_unique_violation, page_limit, tags_to_json, EVENT_COLUMNS, INSTANCE_COLUMNS, JOB_COLUMNS,
