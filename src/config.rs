@@ -424,6 +424,7 @@ impl Settings {
             },
             "dbs": {
                 "endpoint": self.dbs.endpoint,
+                "endpoint_kind": self.dbs.endpoint_kind,
                 "rds_endpoint": self.dbs.rds_endpoint,
                 "signature": self.dbs.signature,
                 "access_key_id": self.dbs.access_key_id,
@@ -497,6 +498,27 @@ mod tests {
         let s = Settings::load_from(None, env(&[])).unwrap();
         assert!(s.database.url.starts_with("sqlite://"));
         assert_eq!(s.dbs.signature, SignatureVersion::V3);
+        assert_eq!(
+            s.dbs.endpoint_kind,
+            crate::dbs::endpoints::EndpointKind::Public
+        );
+    }
+
+    #[test]
+    fn endpoint_kind_is_public_or_vpc() {
+        let s =
+            Settings::load_from(None, env(&[("DBS_ARCHIVER__DBS__ENDPOINT_KIND", "vpc")])).unwrap();
+        assert_eq!(
+            s.dbs.endpoint_kind,
+            crate::dbs::endpoints::EndpointKind::Vpc
+        );
+        let e = Settings::load_from(
+            None,
+            env(&[("DBS_ARCHIVER__DBS__ENDPOINT_KIND", "intranet")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("endpoint_kind"), "{e}");
     }
 
     #[test]

@@ -575,7 +575,8 @@ pub async fn process(
                 };
                 let now = ctx.clock.now();
                 ctx.gate.wait(&key.region).await;
-                match reconcile::list_for_job(&ctx.client, &job, now, ctx.config.recent_window).await
+                match reconcile::list_for_job(&ctx.client, &job, now, ctx.config.recent_window)
+                    .await
                 {
                     Ok(tasks) => Some(decide_lookup(
                         &job,

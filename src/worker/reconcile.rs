@@ -371,7 +371,11 @@ pub(crate) mod tests {
         let later = pitr_task("dt-later", Some(POINT + 1), AFTER_CLAIM);
         assert_eq!(find_match(&j, &[later]), Match::Missing, "after the point");
         let before = pitr_task("dt-before", None, POINT - 3_600_000);
-        assert_eq!(find_match(&j, &[before]), Match::Missing, "before the claim");
+        assert_eq!(
+            find_match(&j, &[before]),
+            Match::Missing,
+            "before the claim"
+        );
         let mut other_format = base.clone();
         other_format.format = Some("Parquet".into());
         assert_eq!(find_match(&j, &[other_format]), Match::Missing);

@@ -615,3 +615,46 @@ fn config_from_settings_maps_every_key() {
     assert_eq!(c.signature, SignatureVersion::V2);
     assert_eq!(c.burst, 3);
 }
+
+/// The endpoint table decides the host when nothing overrides it: the latest public list
+/// (cn-zhangjiakou and cn-wulanchabu have their own hosts), or their VPC addresses.
+#[test]
+fn endpoint_kind_picks_public_or_vpc_hosts() {
+    let make = |kind: endpoints::EndpointKind| {
+        DbsClient::new(
+            DbsClientConfig {
+                endpoint_kind: kind,
+                ..Default::default()
+            },
+            Arc::new(StaticCredentials(Credentials::access_key(AK, SECRET))),
+        )
+        .unwrap()
+    };
+    let host = |c: &DbsClient, region: &str| {
+        let call = Call::new(
+            Product::Dbs,
+            "DescribeDownloadTask",
+            region,
+            Idempotency::Read,
+        );
+        c.base_url(&call).unwrap().to_string()
+    };
+    let public = make(endpoints::EndpointKind::Public);
+    let vpc = make(endpoints::EndpointKind::Vpc);
+    assert_eq!(
+        host(&public, "cn-zhangjiakou"),
+        "https://dbs-api.cn-zhangjiakou.aliyuncs.com/"
+    );
+    assert_eq!(
+        host(&public, "cn-wulanchabu"),
+        "https://dbs-api.cn-wulanchabu.aliyuncs.com/"
+    );
+    assert_eq!(
+        host(&vpc, "cn-wulanchabu"),
+        "https://dbs-api-vpc.cn-wulanchabu.aliyuncs.com/"
+    );
+    assert_eq!(
+        host(&vpc, "cn-shanghai"),
+        "https://dbs-api-vpc.cn-hangzhou.aliyuncs.com/"
+    );
+}

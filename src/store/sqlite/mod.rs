@@ -10,8 +10,8 @@ mod lock;
 mod rows;
 mod schedules;
 
-pub use lock::{acquire_process_lock, ProcessLock};
 pub(crate) use lock::database_path;
+pub use lock::{acquire_process_lock, ProcessLock};
 
 use super::sql::{
     is_unique_violation, page_limit, tags_to_json, EVENT_COLUMNS, INSTANCE_COLUMNS, JOB_COLUMNS,

@@ -123,7 +123,13 @@ async fn a_download_is_created_and_followed_to_its_url_with_both_signatures() {
 
         sim.advance(Duration::from_secs(3600));
         let info = client
-            .describe_download_backup_set_storage_info(REGION, "rm-demo0001", None, &task.task_id, 3600)
+            .describe_download_backup_set_storage_info(
+                REGION,
+                "rm-demo0001",
+                None,
+                &task.task_id,
+                3600,
+            )
             .await
             .unwrap()
             .data;
@@ -251,7 +257,13 @@ async fn the_rules_themselves_produce_their_codes() {
     }
 
     let e = client
-        .describe_download_backup_set_storage_info(REGION, "rm-demo0001", None, "dt-nonexistent00", 3600)
+        .describe_download_backup_set_storage_info(
+            REGION,
+            "rm-demo0001",
+            None,
+            "dt-nonexistent00",
+            3600,
+        )
         .await
         .unwrap_err();
     assert_kind(&e, DbsErrorKind::NotFound, "DBS.DownloadTask.CannotFind");
@@ -586,7 +598,13 @@ async fn lenient_parsing_copes_with_the_documented_variants() {
     assert_eq!(page.tasks[0].status, RemoteTaskStatus::Queueing);
     sim.advance(Duration::from_secs(1200));
     let info = client
-        .describe_download_backup_set_storage_info(REGION, "rm-demo0010", None, &created.task_id, 600)
+        .describe_download_backup_set_storage_info(
+            REGION,
+            "rm-demo0010",
+            None,
+            &created.task_id,
+            600,
+        )
         .await
         .unwrap()
         .data;
