@@ -105,6 +105,9 @@ async fn date_and_nonce_must_be_signed_headers() {
     sim.shutdown().await;
 }
 
+/// Extra CreateDownload parameters.
+type Extra<'a> = &'a [(&'a str, &'a str)];
+
 /// CreateDownload with `extra` parameters on `instance`: (Code, Message).
 async fn create_with(
     sim: &SimHandle,
@@ -136,7 +139,7 @@ async fn create_with(
 async fn mongodb_parameters_follow_the_documented_rules() {
     let config = mongo_config().enforce_one_active(false);
     let sim = start(config.clone()).await;
-    let rejected: &[(&str, &[(&str, &str)], &str)] = &[
+    let rejected: &[(&str, Extra, &str)] = &[
         (
             "rm-demo0001",
             &[("PrimaryKeyTypeOnly", "true")],
@@ -201,7 +204,7 @@ async fn mongodb_parameters_follow_the_documented_rules() {
     }
     assert_eq!(sim.stats().total_tasks_created(), 0, "nothing created");
 
-    let accepted: &[(&str, &[(&str, &str)])] = &[
+    let accepted: &[(&str, Extra)] = &[
         (
             SHARDED,
             &[

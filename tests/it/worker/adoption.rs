@@ -81,7 +81,7 @@ async fn pitr_ambiguity_blocks_the_instance(db: TestDb) {
     let inst = rig
         .db
         .store
-        .instance_get(&InstanceKey::new(REGION, &instance(0)))
+        .instance_get(&InstanceKey::new(REGION, instance(0)))
         .await
         .unwrap()
         .unwrap();
