@@ -35,7 +35,7 @@ fn config_for(sim: &SimHandle, signature: SignatureVersion) -> DbsClientConfig {
     }
 }
 
-fn client(sim: &SimHandle) -> DbsClient {
+pub(super) fn client(sim: &SimHandle) -> DbsClient {
     DbsClient::new(
         config_for(sim, SignatureVersion::V3),
         sim.credentials_provider(),
@@ -51,7 +51,7 @@ fn client_with(sim: &SimHandle, creds: Credentials) -> DbsClient {
     .unwrap()
 }
 
-fn set_of(config: &SimConfig, instance: &str, n: usize) -> String {
+pub(super) fn set_of(config: &SimConfig, instance: &str, n: usize) -> String {
     config
         .fleet
         .instances

@@ -2,9 +2,10 @@
 //! §1, §3.1, §3.4 notes, §4.1, §5, §6, §7.2): the date form, the headers that must be
 //! signed, the MongoDB-only parameters and `ClusterName` on every operation that takes it.
 
+use super::client::client;
 use super::raw::RawCall;
 use dbs_archiver::dbs::types::DescribeTasksQuery;
-use dbs_archiver::dbs::{DbsClient, DbsClientConfig, DbsErrorKind};
+use dbs_archiver::dbs::DbsErrorKind;
 use dbs_archiver::model::DownloadRequest;
 use dbs_archiver::sim::{
     SimConfig, SimHandle, Simulator, DEMO_MONGO_CLUSTER_NAME as CLUSTER,
@@ -23,26 +24,7 @@ fn mongo_config() -> SimConfig {
 }
 
 fn set_of(config: &SimConfig, instance: &str) -> String {
-    config
-        .fleet
-        .instances
-        .iter()
-        .find(|i| i.id == instance)
-        .expect("instance in fleet")
-        .backup_sets[0]
-        .id
-        .clone()
-}
-
-fn client(sim: &SimHandle) -> DbsClient {
-    let config = DbsClientConfig {
-        endpoint_override: Some(sim.endpoint()),
-        rds_endpoint_override: Some(sim.endpoint()),
-        calls_per_second_per_region: 1000.0,
-        burst: 1000,
-        ..DbsClientConfig::default()
-    };
-    DbsClient::new(config, sim.credentials_provider()).unwrap()
+    super::client::set_of(config, instance, 0)
 }
 
 #[tokio::test]

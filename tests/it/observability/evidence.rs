@@ -18,6 +18,16 @@ pub fn documented_metrics() -> Vec<String> {
     names
 }
 
+/// The type column of `metric`'s row in docs/metrics.md (`doc`).
+fn documented_kind(doc: &str, metric: &str) -> String {
+    doc.lines()
+        .find(|l| l.starts_with(&format!("| `{metric}`")))
+        .and_then(|l| l.split('|').nth(2))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_metric_is_scraped_with_values_matching_the_run() {
     let run = harness::run().await;
@@ -29,13 +39,7 @@ async fn every_documented_metric_is_scraped_with_values_matching_the_run() {
     let names = run.names();
     let doc = std::fs::read_to_string(repo_path("docs/metrics.md")).unwrap();
     for metric in documented_metrics() {
-        let kind = doc
-            .lines()
-            .find(|l| l.starts_with(&format!("| `{metric}`")))
-            .and_then(|l| l.split('|').nth(2))
-            .unwrap()
-            .trim()
-            .to_string();
+        let kind = documented_kind(&doc, &metric);
         let series = if kind == "histogram" {
             format!("{metric}_bucket")
         } else {
@@ -219,25 +223,15 @@ async fn every_documented_series_exists_from_start() {
         if metric == "dbs_archiver_schedule_next_fire_timestamp_seconds" {
             continue; // one series per schedule: none before a schedule exists
         }
-        let histogram = doc
-            .lines()
-            .find(|l| l.starts_with(&format!("| `{metric}`")))
-            .is_some_and(|l| l.contains("| histogram |"));
-        let series = if histogram {
+        let series = if documented_kind(&doc, &metric) == "histogram" {
             format!("{metric}_bucket")
         } else {
             metric.clone()
         };
         assert!(has(&series, &[]), "{series} missing from a fresh /metrics");
     }
-    for state in [
-        "queued",
-        "submitting",
-        "running",
-        "succeeded",
-        "failed",
-        "cancelled",
-    ] {
+    for state in dbs_archiver::model::JobState::ALL {
+        let state = state.as_str();
         assert!(has("dbs_archiver_jobs", &[("state", state)]), "{state}");
     }
     for outcome in ["succeeded", "failed", "cancelled"] {

@@ -210,6 +210,17 @@ async fn otlp_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     (format!("http://{addr}"), got)
 }
 
+/// `GET /metrics` of the server at `base`.
+async fn scrape(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn run_once() -> Run {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("obs.db");
@@ -305,14 +316,7 @@ async fn run_once() -> Run {
     }
     // The collector's first round sets its id baseline; enqueue after it.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let fresh = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let fresh = scrape(&http, &base).await;
 
     let mut api_errors = Vec::new();
     for i in 0..API_JOBS {
@@ -461,14 +465,7 @@ async fn run_once() -> Run {
     };
     // Two collector rounds, so gauges reflect the final state.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let scrape = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = scrape(&http, &base).await;
     let exported: i64 = {
         let mut conn = sqlx::SqliteConnection::connect(&db_url).await.unwrap();
         let (n,): (i64,) = sqlx::query_as(

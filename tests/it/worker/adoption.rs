@@ -47,13 +47,9 @@ async fn pitr_without_echo_is_adopted_after_a_lost_reply(db: TestDb) {
     assert_eq!(stats.total_tasks_created(), 1);
 }
 
-/// Two earlier point-in-time tasks of the same format and target (other points in time),
-/// then the job's own create loses its reply: three tasks could be the job's. The instance
-/// is blocked until an operator looks; nothing is submitted again.
-async fn pitr_ambiguity_blocks_the_instance(db: TestDb) {
-    let rig = Rig::start(db, |c| no_echo(c, false), test_config()).await;
-    let mine = pitr_request(&instance(0), 0);
-    let job = rig.enqueue(mine.clone()).await;
+/// Two finished point-in-time tasks like `mine` (same format and target, points one and two
+/// minutes earlier), then the next CreateDownload creates its task but loses the reply.
+async fn others_then_lost_reply(rig: &Rig, mine: &DownloadRequest) {
     for k in 1..=2 {
         let mut other = mine.clone();
         other.download_point_in_time = Some(mine.download_point_in_time.unwrap() - k * 60_000);
@@ -70,6 +66,16 @@ async fn pitr_ambiguity_blocks_the_instance(db: TestDb) {
             ..Faults::default()
         })
         .unwrap();
+}
+
+/// Two earlier point-in-time tasks of the same format and target (other points in time),
+/// then the job's own create loses its reply: three tasks could be the job's. The instance
+/// is blocked until an operator looks; nothing is submitted again.
+async fn pitr_ambiguity_blocks_the_instance(db: TestDb) {
+    let rig = Rig::start(db, |c| no_echo(c, false), test_config()).await;
+    let mine = pitr_request(&instance(0), 0);
+    let job = rig.enqueue(mine.clone()).await;
+    others_then_lost_reply(&rig, &mine).await;
     let r = rig.dispatcher.run_once().await.unwrap();
     assert_eq!((r.running, r.blocked), (0, 1), "{r:?}");
     let j = rig.job(job.id).await;
@@ -110,22 +116,7 @@ async fn pitr_echo_picks_the_exact_task(db: TestDb) {
     let rig = Rig::start(db, |c| sim_config(c, 1), test_config()).await;
     let mine = pitr_request(&instance(0), 0);
     let job = rig.enqueue(mine.clone()).await;
-    for k in 1..=2 {
-        let mut other = mine.clone();
-        other.download_point_in_time = Some(mine.download_point_in_time.unwrap() - k * 60_000);
-        rig.ctx
-            .client
-            .create_download(&other)
-            .await
-            .expect("create");
-        rig.advance(Duration::from_secs(120));
-    }
-    rig.sim
-        .set_faults(Faults {
-            timeout_after_create: FaultRule::next(1),
-            ..Faults::default()
-        })
-        .unwrap();
+    others_then_lost_reply(&rig, &mine).await;
     let r = rig.dispatcher.run_once().await.unwrap();
     assert_eq!((r.running, r.adopted), (1, 1), "{r:?}");
     let newest = rig.sim.tasks()[0].clone();
