@@ -152,7 +152,10 @@ pub async fn seed_demo(
         let format = formats[k % formats.len()];
         let mut req = DownloadRequest::example_full(&inst.region, &inst.id, &set.id);
         req.bak_set_size = Some(set.size_bytes);
-        req.cluster_name = inst.cluster_name.clone();
+        if inst.cluster_name.is_some() {
+            req.cluster_name = inst.cluster_name.clone();
+            req.is_cluster = Some("true".into());
+        }
         req.format = format;
         if k % 4 == 3 {
             req.target_type = TargetType::Oss;

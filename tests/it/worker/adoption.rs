@@ -138,6 +138,7 @@ async fn sharded_cluster_jobs_send_cluster_name_everywhere(db: TestDb) {
     let set = 1_460_000_000 + 3 * 100 + 1;
     let mut req = DownloadRequest::example_full(REGION, DEMO_MONGO_SHARDED, &set.to_string());
     req.cluster_name = Some(DEMO_MONGO_CLUSTER_NAME.into());
+    req.is_cluster = Some("true".into());
     let job = rig.enqueue(req).await;
     rig.step().await;
     let task = rig.job(job.id).await.remote.task_id.expect("submitted");
