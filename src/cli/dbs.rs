@@ -19,6 +19,9 @@ pub struct Target {
     /// InstanceName (e.g. rm-demo0001).
     #[arg(long)]
     pub instance: String,
+    /// ClusterName: MongoDB sharded clusters only (sent on every DBS operation).
+    #[arg(long)]
+    pub cluster_name: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -156,6 +159,7 @@ pub async fn run(args: DbsCommand, settings: Settings) -> anyhow::Result<()> {
             req.target_bucket = target_bucket;
             req.target_oss_region = target_oss_region;
             req.target_path = target_path;
+            req.cluster_name = target.cluster_name.clone();
             req.validate()?;
             let r = client.create_download(&req).await.map_err(failed)?;
             print(json!({ "RequestId": r.request_id, "Task": task_json(&r.data) }));
@@ -170,6 +174,7 @@ pub async fn run(args: DbsCommand, settings: Settings) -> anyhow::Result<()> {
             let q = DescribeTasksQuery {
                 region: target.region,
                 instance: target.instance,
+                cluster_name: target.cluster_name,
                 state,
                 page_size,
                 page,
@@ -200,6 +205,7 @@ pub async fn run(args: DbsCommand, settings: Settings) -> anyhow::Result<()> {
                 .describe_download_backup_set_storage_info(
                     &target.region,
                     &target.instance,
+                    target.cluster_name.as_deref(),
                     &task_id,
                     duration,
                 )
@@ -214,14 +220,23 @@ pub async fn run(args: DbsCommand, settings: Settings) -> anyhow::Result<()> {
         }
         DbsCommand::Retry { target, task_id } => {
             let r = client
-                .retry_download_task(&target.region, &target.instance, &task_id)
+                .retry_download_task(
+                    &target.region,
+                    &target.instance,
+                    target.cluster_name.as_deref(),
+                    &task_id,
+                )
                 .await
                 .map_err(failed)?;
             print(json!({ "RequestId": r.request_id, "Retried": task_id }));
         }
         DbsCommand::Support { target } => {
             let r = client
-                .describe_download_support(&target.region, &target.instance)
+                .describe_download_support(
+                    &target.region,
+                    &target.instance,
+                    target.cluster_name.as_deref(),
+                )
                 .await
                 .map_err(failed)?;
             print(json!({ "RequestId": r.request_id, "Supported": r.data }));

@@ -12,6 +12,7 @@ mod rows;
 mod schedules;
 mod watch;
 
+pub(crate) use lock::database_path;
 pub use lock::{acquire_process_lock, ProcessLock};
 
 use super::sql::{
