@@ -43,6 +43,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteStore {
     pub(crate) pool: sqlx::SqlitePool,
     notify: Arc<tokio::sync::Notify>,
+    /// The newest job id this store enqueued (its own inserts wake the workers directly).
+    own_newest: Arc<std::sync::atomic::AtomicI64>,
     /// Stops the change watcher (`watch`) when the last handle drops.
     _watch: Arc<tokio_util::sync::DropGuard>,
 }
@@ -66,11 +68,18 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         let notify = Arc::new(tokio::sync::Notify::new());
+        let own_newest = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let stop = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(watch::run(options, notify.clone(), stop.clone()));
+        tokio::spawn(watch::run(
+            options,
+            notify.clone(),
+            own_newest.clone(),
+            stop.clone(),
+        ));
         Ok(Self {
             pool,
             notify,
+            own_newest,
             _watch: Arc::new(stop.drop_guard()),
         })
     }
@@ -326,6 +335,8 @@ impl Store for SqliteStore {
             .await?;
         let created = rows::job(&row)?;
         tx.commit().await?;
+        self.own_newest
+            .fetch_max(created.id, std::sync::atomic::Ordering::Relaxed);
         self.wake();
         crate::telemetry::metrics::job_enqueued(job.source);
         Ok(Enqueued {

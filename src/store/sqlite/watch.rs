@@ -2,14 +2,15 @@
 //! NOTIFY, so a dedicated connection reads `PRAGMA data_version` every [`INTERVAL`] (it
 //! changes when any other connection commits) and, when it moved, whether `jobs` holds a
 //! newer id than before. Only new jobs wake the workers: a migration, a heartbeat or an
-//! update does not. This store's own enqueues wake them directly too; a second wake-up
-//! is harmless.
+//! update does not, and neither does a job this store enqueued itself (it woke them
+//! already; `own_newest` is the highest such id).
 //!
 //! Idle cost: one tiny PRAGMA per interval on an idle file (`bench idle`). Without it a SQL
 //! insert waited for the dispatcher's idle poll (about 1 s).
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, SqliteConnection};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -22,6 +23,7 @@ pub(crate) const INTERVAL: Duration = Duration::from_millis(25);
 pub(crate) async fn run(
     options: SqliteConnectOptions,
     notify: Arc<Notify>,
+    own_newest: Arc<AtomicI64>,
     stop: CancellationToken,
 ) {
     loop {
@@ -57,7 +59,7 @@ pub(crate) async fn run(
             };
             if version.is_some_and(|v| v != now) {
                 let latest = newest_job(&mut conn).await;
-                if latest > newest {
+                if latest > newest.max(own_newest.load(Ordering::Relaxed)) {
                     notify.notify_waiters();
                     notify.notify_one();
                 }
