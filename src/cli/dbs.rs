@@ -4,10 +4,10 @@
 //! (explicit `dbs.access_key_id`/`dbs.access_key_secret` first) decide where and how it is
 //! sent.
 
+use super::request::RequestArgs;
 use crate::config::Settings;
 use crate::dbs::types::{DescribeTasksQuery, DownloadTask};
 use crate::dbs::{DbsClient, DbsError};
-use crate::model::{BakSetType, DownloadRequest, FormatType, TargetType};
 use serde_json::json;
 
 /// Region and instance, shared by every call.
@@ -24,32 +24,7 @@ pub struct Target {
 #[derive(Debug, clap::Subcommand)]
 pub enum DbsCommand {
     /// CreateDownload (validated first, exactly as the worker sends it).
-    CreateDownload {
-        #[command(flatten)]
-        target: Target,
-        /// full or pitr.
-        #[arg(long, default_value = "full")]
-        bak_set_type: BakSetType,
-        #[arg(long)]
-        bak_set_id: Option<String>,
-        #[arg(long)]
-        bak_set_size: Option<i64>,
-        /// UNIX milliseconds (pitr).
-        #[arg(long)]
-        point_in_time_ms: Option<i64>,
-        /// CSV, SQL or Parquet.
-        #[arg(long)]
-        format: FormatType,
-        /// OSS or URL.
-        #[arg(long)]
-        target_type: TargetType,
-        #[arg(long)]
-        target_bucket: Option<String>,
-        #[arg(long)]
-        target_oss_region: Option<String>,
-        #[arg(long)]
-        target_path: Option<String>,
-    },
+    CreateDownload(Box<RequestArgs>),
     /// DescribeDownloadTask: one page, or every page with --all.
     DescribeTasks {
         #[command(flatten)]
@@ -111,7 +86,7 @@ fn task_json(t: &DownloadTask) -> serde_json::Value {
 }
 
 fn print(v: serde_json::Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
     );
@@ -134,29 +109,8 @@ fn failed(e: DbsError) -> anyhow::Error {
 pub async fn run(args: DbsCommand, settings: Settings) -> anyhow::Result<()> {
     let client = client_from_settings(&settings)?;
     match args {
-        DbsCommand::CreateDownload {
-            target,
-            bak_set_type,
-            bak_set_id,
-            bak_set_size,
-            point_in_time_ms,
-            format,
-            target_type,
-            target_bucket,
-            target_oss_region,
-            target_path,
-        } => {
-            let mut req = DownloadRequest::example_full(&target.region, &target.instance, "");
-            req.bak_set_type = bak_set_type;
-            req.bak_set_id = bak_set_id;
-            req.bak_set_size = bak_set_size;
-            req.download_point_in_time = point_in_time_ms;
-            req.format = format;
-            req.target_type = target_type;
-            req.target_bucket = target_bucket;
-            req.target_oss_region = target_oss_region;
-            req.target_path = target_path;
-            req.validate()?;
+        DbsCommand::CreateDownload(args) => {
+            let req = args.to_request()?;
             let r = client.create_download(&req).await.map_err(failed)?;
             print(json!({ "RequestId": r.request_id, "Task": task_json(&r.data) }));
         }

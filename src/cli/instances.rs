@@ -51,7 +51,7 @@ pub async fn run(cmd: InstancesCommand, settings: Settings) -> anyhow::Result<()
             }
             list.sort_by(|a, b| b.blocked.cmp(&a.blocked).then(a.key.cmp(&b.key)));
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                outln!("{}", serde_json::to_string_pretty(&list)?);
                 return Ok(());
             }
             let t = |v: Option<chrono::DateTime<chrono::Utc>>| {
@@ -104,13 +104,13 @@ pub async fn run(cmd: InstancesCommand, settings: Settings) -> anyhow::Result<()
             let tags =
                 crate::model::normalize_tags(&tags).map_err(|e| anyhow::anyhow!("--tag: {e}"))?;
             store.instance_upsert(&key, Some(&tags)).await?;
-            println!("{key} registered; tags: [{}]", tags.join(", "));
+            outln!("{key} registered; tags: [{}]", tags.join(", "));
             Ok(())
         }
         InstancesCommand::Unblock { instance, region } => {
             let key = parse_instance(&instance, region.as_deref())?;
             if store.instance_unblock(&key).await? {
-                println!("{key} unblocked; its queued jobs will be claimed again");
+                outln!("{key} unblocked; its queued jobs will be claimed again");
                 Ok(())
             } else {
                 anyhow::bail!("{key} is not blocked (or unknown)")

@@ -93,8 +93,6 @@ pub fn parse_instance(instance: &str, region: Option<&str>) -> anyhow::Result<In
 /// Print rows as aligned columns under a header. Output errors (a closed pipe, as in
 /// `jobs list | head`) end the printing quietly instead of panicking.
 pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
     let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -114,13 +112,9 @@ pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
         }
         s.trim_end().to_string()
     };
-    if writeln!(out, "{}", line(header.to_vec())).is_err() {
-        return;
-    }
+    outln!("{}", line(header.to_vec()));
     for r in rows {
-        if writeln!(out, "{}", line(r.iter().map(String::as_str).collect())).is_err() {
-            return;
-        }
+        outln!("{}", line(r.iter().map(String::as_str).collect()));
     }
 }
 
@@ -203,7 +197,7 @@ pub async fn run(cmd: JobsCommand, settings: Settings) -> anyhow::Result<()> {
                 .await?
                 .with_context(|| format!("no job {id}"))?;
             if job.state == JobState::Cancelled {
-                println!("job {id} cancelled");
+                outln!("job {id} cancelled");
                 Ok(())
             } else {
                 anyhow::bail!(
@@ -219,7 +213,7 @@ pub async fn run(cmd: JobsCommand, settings: Settings) -> anyhow::Result<()> {
                 .await?
                 .with_context(|| format!("no job {id}"))?;
             if job.state == JobState::Queued {
-                println!("job {id} queued again");
+                outln!("job {id} queued again");
                 Ok(())
             } else {
                 anyhow::bail!(
@@ -253,13 +247,13 @@ async fn list(store: &DynStore, a: ListArgs) -> anyhow::Result<()> {
         })
         .await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&page.jobs)?);
+        outln!("{}", serde_json::to_string_pretty(&page.jobs)?);
         return Ok(());
     }
     let rows: Vec<_> = page.jobs.iter().map(job_row).collect();
     print_table(&HEADER, &rows);
     if let Some(c) = page.next_cursor {
-        println!("(more: --cursor {c})");
+        outln!("(more: --cursor {c})");
     }
     Ok(())
 }
@@ -271,7 +265,7 @@ async fn show(store: &DynStore, id: JobId, json: bool) -> anyhow::Result<()> {
         .with_context(|| format!("no job {id}"))?;
     let events = store.event_list(id).await?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "job": job, "events": events }))?
         );
@@ -344,9 +338,9 @@ async fn show(store: &DynStore, id: JobId, json: bool) -> anyhow::Result<()> {
     kv.push(("finished", or_dash(job.finished_at.map(|t| t.to_rfc3339()))));
     let w = kv.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in &kv {
-        println!("{k:<w$}  {v}");
+        outln!("{k:<w$}  {v}");
     }
-    println!();
+    outln!("");
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
@@ -507,8 +501,8 @@ async fn watch(store: &DynStore, a: WatchArgs) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    println!();
-    println!(
+    outln!("");
+    outln!(
         "watched {}s; {} job(s): {}",
         (Utc::now() - started).num_seconds(),
         seen.len(),

@@ -3,10 +3,19 @@
 //! Each group lives in its own file and exposes `run(args, settings)`; `main.rs` only
 //! parses, loads settings, starts telemetry and dispatches here.
 
+/// `println!` that never panics: when stdout is closed (`dbs-archiver jobs list | head`)
+/// the command stops quietly with status 0, as a reader that has seen enough expects.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_line(format_args!($($arg)*))
+    };
+}
+
 pub mod dbs;
 pub mod enqueue;
 pub mod instances;
 pub mod jobs;
+pub mod request;
 pub mod schedules;
 pub mod serve;
 pub mod sim;
@@ -55,6 +64,19 @@ pub enum Command {
     Dbs(dbs::DbsCommand),
 }
 
+/// One line to stdout; see `outln!`. Other write errors are ignored (where `println!`
+/// would panic): the command's effect has already happened.
+pub fn write_line(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(args).and_then(|()| out.write_all(b"\n"));
+    if let Err(e) = written.and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
 /// Settings are needed by every command except `sim` (which has its own flags).
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Sim(args) = cli.command {
@@ -78,11 +100,11 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                 crate::store::connect(&settings.database.url, settings.database.max_connections)
                     .await?;
             store.migrate().await?;
-            println!("migrations applied ({})", store.backend());
+            outln!("migrations applied ({})", store.backend());
             Ok(())
         }
         Command::CheckConfig => {
-            print!("{}", settings.redacted_toml());
+            outln!("{}", settings.redacted_toml().trim_end());
             Ok(())
         }
         Command::Enqueue(args) => enqueue::run(*args, settings).await,

@@ -195,16 +195,21 @@ pub async fn run(args: SchedulesCommand, settings: Settings) -> anyhow::Result<(
     match args {
         SchedulesCommand::Add(a) => {
             let s = ops::create(store, a.spec()?, ScheduleOrigin::Cli, clock.now()).await?;
-            println!("created schedule {} (id {})", s.spec.name, s.id);
+            outln!("created schedule {} (id {})", s.spec.name, s.id);
             print_next(&s)?;
         }
         SchedulesCommand::List => {
-            println!(
+            outln!(
                 "{:<6} {:<24} {:<8} {:<7} {:<20} {:<22} NEXT FIRE (UTC)",
-                "ID", "NAME", "STATE", "ORIGIN", "CRON", "TIMEZONE"
+                "ID",
+                "NAME",
+                "STATE",
+                "ORIGIN",
+                "CRON",
+                "TIMEZONE"
             );
             for s in ops::list(store).await? {
-                println!(
+                outln!(
                     "{:<6} {:<24} {:<8} {:<7} {:<20} {:<22} {}",
                     s.id,
                     s.spec.name,
@@ -220,13 +225,13 @@ pub async fn run(args: SchedulesCommand, settings: Settings) -> anyhow::Result<(
         }
         SchedulesCommand::Show { name } => {
             let s = ops::get(store, &name).await?;
-            println!("{}", serde_json::to_string_pretty(&s)?);
+            outln!("{}", serde_json::to_string_pretty(&s)?);
             print_next(&s)?;
             let runs = ops::history(store, &s, 20).await?;
             if !runs.is_empty() {
-                println!("recent fires:");
+                outln!("recent fires:");
                 for r in runs {
-                    println!(
+                    outln!(
                         "  {}  {:<28} {:<9} {}{}",
                         r.fire_time.to_rfc3339(),
                         r.instance
@@ -241,16 +246,16 @@ pub async fn run(args: SchedulesCommand, settings: Settings) -> anyhow::Result<(
         }
         SchedulesCommand::Pause { name } => {
             let s = ops::pause(store, &name, clock.now()).await?;
-            println!("paused {}", s.spec.name);
+            outln!("paused {}", s.spec.name);
         }
         SchedulesCommand::Resume { name } => {
             let s = ops::resume(store, &name, clock.now()).await?;
-            println!("resumed {}", s.spec.name);
+            outln!("resumed {}", s.spec.name);
             print_next(&s)?;
         }
         SchedulesCommand::Delete { name } => {
             let s = ops::delete(store, &name).await?;
-            println!("deleted {} (id {})", s.spec.name, s.id);
+            outln!("deleted {} (id {})", s.spec.name, s.id);
         }
         SchedulesCommand::Preview { name, at } => {
             let s = ops::get(store, &name).await?;
@@ -270,32 +275,32 @@ pub async fn run(args: SchedulesCommand, settings: Settings) -> anyhow::Result<(
 
 fn print_next(s: &Schedule) -> anyhow::Result<()> {
     let from = s.cursor().max(SystemClock.now());
-    println!("next 10 fires ({}):", s.spec.timezone);
+    outln!("next 10 fires ({}):", s.spec.timezone);
     for t in ops::next_fires(&s.spec, from, 10)? {
-        println!("  {}", t.format("%Y-%m-%d %H:%M:%S %Z (%:z)"));
+        outln!("  {}", t.format("%Y-%m-%d %H:%M:%S %Z (%:z)"));
     }
     Ok(())
 }
 
 fn print_outcome(verb: &str, out: &FireOutcome) {
-    println!(
+    outln!(
         "schedule {} fire {} ({} instance(s))",
         out.schedule,
         out.fire_time.to_rfc3339(),
         out.items.len()
     );
     if out.items.is_empty() {
-        println!("  no instance matches the targets");
+        outln!("  no instance matches the targets");
     }
     for item in &out.items {
         match (&item.request, item.skipped) {
-            (_, Some(reason)) => println!(
+            (_, Some(reason)) => outln!(
                 "  {:<32} skipped: {} ({})",
                 item.instance.to_string(),
                 reason,
                 item.detail.as_deref().unwrap_or("")
             ),
-            (Some(r), None) => println!(
+            (Some(r), None) => outln!(
                 "  {:<32} {verb}{}: {} {} -> {}{}",
                 item.instance.to_string(),
                 match (item.job_id, item.created) {
@@ -314,7 +319,7 @@ fn print_outcome(verb: &str, out: &FireOutcome) {
                     .map(|p| format!(" oss://{}/{}", r.target_bucket.as_deref().unwrap_or(""), p))
                     .unwrap_or_default()
             ),
-            (None, None) => println!("  {:<32} (nothing)", item.instance.to_string()),
+            (None, None) => outln!("  {:<32} (nothing)", item.instance.to_string()),
         }
     }
 }
