@@ -31,6 +31,15 @@ pub fn bak_set_type(s: &str) -> Result<BakSetType, String> {
     BakSetType::parse_any_case(s).map_err(|e| e.rule)
 }
 
+/// A count (seconds, fires): a negative number gets our words, not clap's.
+pub fn count(s: &str) -> Result<u32, String> {
+    match s.parse::<i64>() {
+        Ok(n) if n < 0 => Err("must not be negative".into()),
+        Ok(n) => u32::try_from(n).map_err(|_| format!("must be at most {}", u32::MAX)),
+        Err(_) => Err("must be a whole number".into()),
+    }
+}
+
 /// A MongoDB string flag in any case, stored lowercase.
 pub fn mongo_flag(s: &str) -> Result<String, String> {
     bounds::flag("", s).map_err(|e| e.rule)
