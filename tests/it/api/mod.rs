@@ -11,6 +11,7 @@ mod health;
 mod instances;
 mod schedules;
 mod status_page;
+mod validation;
 
 use crate::helpers::db::TestDb;
 use chrono::Utc;
