@@ -316,6 +316,7 @@ impl Template {
                     "template.bucket_region",
                     self.bucket_region.as_deref().unwrap_or(""),
                 )?;
+                bounds::bucket("template.bucket", self.bucket.as_deref().unwrap_or(""))?;
                 template::check_path("template.path", self.path.as_deref().unwrap_or(""))
             }
             TargetType::Url => {
