@@ -108,8 +108,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// The path (`a.b[2].c`) of the first key repeated within one object, if any. Call on text
-/// already known to be valid JSON.
-fn duplicate_key(bytes: &[u8]) -> Option<String> {
+/// already known to be valid JSON. Also used for JSON files the CLI reads.
+pub fn duplicate_key(bytes: &[u8]) -> Option<String> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde::de::DeserializeSeed::deserialize(DupSeek(String::new()), &mut de)
         .ok()

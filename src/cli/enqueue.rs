@@ -104,7 +104,8 @@ mod tests {
         T::try_parse_from(v).map(|t| t.a)
     }
 
-    fn job_error(extra: &[&str]) -> String {
+    /// A valid request's flags followed by `extra`.
+    fn valid_with(extra: &[&str]) -> Result<EnqueueArgs, clap::Error> {
         let mut v = vec![
             "--region",
             "cn-hangzhou",
@@ -116,7 +117,15 @@ mod tests {
             "b1",
         ];
         v.extend_from_slice(extra);
-        parse(&v).unwrap().to_job(5).unwrap_err().to_string()
+        parse(&v)
+    }
+
+    fn job_error(extra: &[&str]) -> String {
+        valid_with(extra)
+            .unwrap()
+            .to_job(5)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -139,34 +148,14 @@ mod tests {
             job_error(&["--idempotency-key", &key]),
             "--idempotency-key: must be 1-255 visible ASCII characters"
         );
-        let ok = parse(&[
-            "--region",
-            "cn-hangzhou",
-            "--instance",
-            "rm-1",
-            "--format",
-            "CSV",
-            "--bak-set-id",
-            "b1",
-            "--priority",
-            "-1",
-        ])
-        .unwrap()
-        .to_job(5)
-        .unwrap();
+        let ok = valid_with(&["--priority", "-1"])
+            .unwrap()
+            .to_job(5)
+            .unwrap();
         assert_eq!(ok.priority, -1);
-        let e = parse(&[
-            "--region",
-            "r",
-            "--instance",
-            "i",
-            "--format",
-            "CSV",
-            "--run-at",
-            "tomorrow",
-        ])
-        .unwrap_err()
-        .to_string();
+        let e = valid_with(&["--run-at", "tomorrow"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("RFC 3339"), "{e}");
     }
 
@@ -183,19 +172,7 @@ mod tests {
         .unwrap();
         let e = a.to_job(5).unwrap_err().to_string();
         assert!(e.starts_with("--bak-set-id:"), "{e}");
-        let a = parse(&[
-            "--region",
-            "cn-hangzhou",
-            "--instance",
-            "rm-1",
-            "--format",
-            "CSV",
-            "--bak-set-id",
-            "b1",
-            "--target-type",
-            "OSS",
-        ])
-        .unwrap();
+        let a = valid_with(&["--target-type", "OSS"]).unwrap();
         let e = a.to_job(5).unwrap_err().to_string();
         assert!(e.starts_with("--target-bucket:"), "{e}");
         let e = parse(&["--region", "r", "--instance", "i", "--format", "xml"])

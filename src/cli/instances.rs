@@ -6,7 +6,7 @@
 //! fixing or retrying the failed task in the DBS console). Talks to the database directly.
 
 use super::jobs::{parse_instance, print_table};
-use crate::api::views::{InstanceList, InstanceView};
+use crate::api::views::InstanceList;
 use crate::config::Settings;
 use anyhow::Context;
 
@@ -63,15 +63,7 @@ pub async fn run(cmd: InstancesCommand, settings: Settings) -> anyhow::Result<()
             list.sort_by(|a, b| b.blocked.cmp(&a.blocked).then(a.key.cmp(&b.key)));
             if json {
                 let active = crate::api::instances::active_jobs(&store).await?;
-                let view = InstanceList {
-                    instances: list
-                        .into_iter()
-                        .map(|i| {
-                            let job = active.get(&i.key).copied();
-                            InstanceView::new(i, job)
-                        })
-                        .collect(),
-                };
+                let view = InstanceList::new(list, &active);
                 outln!("{}", serde_json::to_string_pretty(&view)?);
                 return Ok(());
             }

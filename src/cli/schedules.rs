@@ -156,7 +156,12 @@ impl AddArgs {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("--file {}", path.display()))?;
             let spec = if path.extension().is_some_and(|e| e == "json") {
-                ScheduleSpec::from_json(serde_json::from_str(&text)?)?
+                let value = serde_json::from_str(&text)
+                    .with_context(|| format!("--file {}", path.display()))?;
+                if let Some(key) = crate::api::extract::duplicate_key(text.as_bytes()) {
+                    anyhow::bail!("--file {}: {key}: key given more than once", path.display());
+                }
+                ScheduleSpec::from_json(value)?
             } else {
                 toml::from_str(&text)
                     .map_err(|e| crate::scheduler::model::serde_error(e.message()))?

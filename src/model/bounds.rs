@@ -36,6 +36,15 @@ pub const TIME_MS: RangeInclusive<i64> = 0..=253_402_300_799_999;
 /// can only be seconds, which the cloud would read as January 1970.
 pub const POINT_IN_TIME_MIN_MS: i64 = 1_000_000_000_000;
 
+/// `Ok` when `ok`, else the field and the rule `rule()` words.
+fn check(ok: bool, field: &str, rule: impl FnOnce() -> String) -> Result<(), ValidationError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(field, rule()))
+    }
+}
+
 fn out_of_range<T: std::fmt::Display>(field: &str, r: &RangeInclusive<T>) -> ValidationError {
     ValidationError::new(
         field,
@@ -63,18 +72,14 @@ pub fn max_attempts(field: &str, v: i32) -> Result<i32, ValidationError> {
 
 /// An idempotency key: 1-255 visible ASCII characters.
 pub fn idempotency_key(field: &str, v: &str) -> Result<(), ValidationError> {
-    if IDEMPOTENCY_KEY_LEN.contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()) {
-        Ok(())
-    } else {
-        Err(ValidationError::new(
-            field,
-            format!(
-                "must be {}-{} visible ASCII characters",
-                IDEMPOTENCY_KEY_LEN.start(),
-                IDEMPOTENCY_KEY_LEN.end()
-            ),
-        ))
-    }
+    let ok = IDEMPOTENCY_KEY_LEN.contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic());
+    check(ok, field, || {
+        format!(
+            "must be {}-{} visible ASCII characters",
+            IDEMPOTENCY_KEY_LEN.start(),
+            IDEMPOTENCY_KEY_LEN.end()
+        )
+    })
 }
 
 /// A cloud identifier (region, instance, backup set, cluster): [`IDENTIFIER_LEN`] ASCII
@@ -113,19 +118,14 @@ pub fn bucket(field: &str, value: &str) -> Result<(), ValidationError> {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && edge(value.chars().next())
         && edge(value.chars().last());
-    if ok {
-        Ok(())
-    } else {
-        Err(ValidationError::new(
-            field,
-            format!(
-                "must be an OSS bucket name: {}-{} lowercase letters, digits and '-', \
-                 starting and ending with a letter or digit",
-                BUCKET_LEN.start(),
-                BUCKET_LEN.end()
-            ),
-        ))
-    }
+    check(ok, field, || {
+        format!(
+            "must be an OSS bucket name: {}-{} lowercase letters, digits and '-', \
+             starting and ending with a letter or digit",
+            BUCKET_LEN.start(),
+            BUCKET_LEN.end()
+        )
+    })
 }
 
 /// Free text: at most [`TEXT_MAX_LEN`] characters, no control characters (PostgreSQL
@@ -166,18 +166,13 @@ pub fn admin_database(field: &str, value: &str) -> Result<(), ValidationError> {
         && !value
             .chars()
             .any(|c| c.is_control() || ADMIN_DATABASE_FORBIDDEN.contains(&c));
-    if ok {
-        Ok(())
-    } else {
-        Err(ValidationError::new(
-            field,
-            format!(
-                "must be {}-{} characters without control characters or any of / \\ . space \" $",
-                ADMIN_DATABASE_LEN.start(),
-                ADMIN_DATABASE_LEN.end()
-            ),
-        ))
-    }
+    check(ok, field, || {
+        format!(
+            "must be {}-{} characters without control characters or any of / \\ . space \" $",
+            ADMIN_DATABASE_LEN.start(),
+            ADMIN_DATABASE_LEN.end()
+        )
+    })
 }
 
 /// A MongoDB string flag in any case, normalized to its stored spelling (`true`/`false`):

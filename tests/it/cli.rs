@@ -119,19 +119,24 @@ fn runbook_commands_parse() {
     .is_err());
 }
 
+/// The flags of a valid full-backup request, without its format.
+const REQUEST: [&str; 6] = [
+    "--region",
+    "cn-hangzhou",
+    "--instance",
+    "rm-1",
+    "--bak-set-id",
+    "1",
+];
+
+/// `command` with [`REQUEST`] and `extra` flags.
+fn with_request<'a>(command: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+    [command, &REQUEST[..], extra].concat()
+}
+
 #[test]
 fn the_cli_refuses_what_the_api_refuses_in_the_same_words() {
-    let base = [
-        "enqueue",
-        "--region",
-        "cn-hangzhou",
-        "--instance",
-        "rm-1",
-        "--bak-set-id",
-        "1",
-        "--format",
-        "CSV",
-    ];
+    let base = with_request(&["enqueue"], &["--format", "CSV"]);
     let key = "k".repeat(300);
     let cases: [(&[&str], &str); 5] = [
         (
@@ -164,26 +169,21 @@ fn the_cli_refuses_what_the_api_refuses_in_the_same_words() {
     }
     // `dbs create-download` validates the same way, before looking for credentials.
     let o = run(
-        &[
-            "dbs",
-            "create-download",
-            "--region",
-            "cn-hangzhou",
-            "--instance",
-            "rm-1",
-            "--bak-set-id",
-            "1",
-            "--format",
-            "csv",
-            "--target-type",
-            "oss",
-            "--target-bucket",
-            "Bad_Bucket",
-            "--target-oss-region",
-            "cn-hangzhou",
-            "--target-path",
-            "a/",
-        ],
+        &with_request(
+            &["dbs", "create-download"],
+            &[
+                "--format",
+                "csv",
+                "--target-type",
+                "oss",
+                "--target-bucket",
+                "Bad_Bucket",
+                "--target-oss-region",
+                "cn-hangzhou",
+                "--target-path",
+                "a/",
+            ],
+        ),
         &[],
     );
     assert!(!o.status.success());
@@ -246,22 +246,18 @@ async fn json_output_is_the_api_shape(db: TestDb) {
         }
     };
     // Enqueued by the CLI: flags in any case, normalized; printed as the API prints a job.
-    let job = cli(&[
-        "enqueue",
-        "--region",
-        "cn-hangzhou",
-        "--instance",
-        "rm-1",
-        "--bak-set-id",
-        "1",
-        "--format",
-        "parquet",
-        "--use-zstd",
-        "TRUE",
-        "--priority",
-        "-5",
-        "--json",
-    ])
+    let job = cli(&with_request(
+        &["enqueue"],
+        &[
+            "--format",
+            "parquet",
+            "--use-zstd",
+            "TRUE",
+            "--priority",
+            "-5",
+            "--json",
+        ],
+    ))
     .await;
     let id = job["id"].as_i64().unwrap();
     let api_job = app
