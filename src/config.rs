@@ -608,6 +608,16 @@ template = { format = "Parquet", target_type = "OSS", bucket = "archive", bucket
             .to_string();
         assert!(e.contains("scheduler.schedules[0].timezone"), "{e}");
 
+        // The same bounds as the API and the CLI.
+        std::fs::write(&path, format!("{good}priority = 5000\n")).unwrap();
+        let e = Settings::load_from(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("scheduler.schedules[0].priority: must be between -1000 and 1000"),
+            "{e}"
+        );
+
         std::fs::write(&path, good.replace("pitr_at_fire_time", "whenever")).unwrap();
         let e = Settings::load_from(Some(&path), env(&[]))
             .unwrap_err()

@@ -386,3 +386,64 @@ fn print_outcome(verb: &str, out: &FireOutcome) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[command(flatten)]
+        a: AddArgs,
+    }
+
+    fn spec(extra: &[&str]) -> Result<ScheduleSpec, String> {
+        let mut v = vec![
+            "t",
+            "--name",
+            "n",
+            "--cron",
+            "0 2 * * *",
+            "--instance",
+            "cn-hangzhou/rm-1",
+        ];
+        v.extend_from_slice(extra);
+        let a = T::try_parse_from(v).map_err(|e| e.to_string())?.a;
+        let s = a.spec().map_err(|e| e.to_string())?;
+        s.validate().map_err(|e| e.to_string())?;
+        Ok(s)
+    }
+
+    #[test]
+    fn add_uses_the_shared_rules_and_any_case() {
+        let s = spec(&["--format", "parquet", "--target-type", "url"]).unwrap();
+        assert_eq!(s.template.format, FormatType::Parquet);
+        assert_eq!(
+            spec(&["--priority", "5000"]).unwrap_err(),
+            "priority: must be between -1000 and 1000"
+        );
+        assert_eq!(
+            spec(&["--max-attempts", "-1"]).unwrap_err(),
+            "max_attempts: must be between 1 and 100"
+        );
+        assert_eq!(spec(&["--priority", "-7"]).unwrap().priority, -7);
+        let e = spec(&["--jitter-seconds", "-1"]).unwrap_err();
+        assert!(e.contains("must not be negative"), "{e}");
+        let e = spec(&[
+            "--target-type",
+            "OSS",
+            "--bucket",
+            "Archive",
+            "--bucket-region",
+            "cn-hangzhou",
+            "--path",
+            "{instance}/",
+        ])
+        .unwrap_err();
+        assert!(
+            e.starts_with("template.bucket: must be an OSS bucket name"),
+            "{e}"
+        );
+    }
+}
