@@ -15,5 +15,6 @@ pub mod retry;
 pub mod scheduler;
 pub mod sim;
 pub mod store;
+pub mod supervisor;
 pub mod telemetry;
 pub mod worker;

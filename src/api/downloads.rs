@@ -287,6 +287,33 @@ pub async fn cancel(
     Ok(Json(job.into()))
 }
 
+/// Delete a finished job (succeeded, failed or cancelled) and its history: how an operator
+/// removes a quarantined row (error `Store.Quarantined`). A job still in the queue is a
+/// 409: cancel it first.
+#[utoipa::path(
+    delete, path = "/v1/downloads/{id}", tag = "downloads",
+    params(("id" = i64, Path, description = "Job id", minimum = 1)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "Job is not finished (code `invalid_state`)", body = ErrorBody),
+    )
+)]
+pub async fn delete(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id("id", &id)?;
+    match state.store.job_delete(id).await? {
+        None => Err(not_found(id)),
+        Some(s) if s.is_terminal() => Ok(StatusCode::NO_CONTENT),
+        Some(s) => Err(ApiError::conflict(
+            "invalid_state",
+            format!("job {id} is {s}; only succeeded, failed or cancelled jobs can be deleted"),
+        )),
+    }
+}
+
 /// Queue a failed or cancelled job again (attempts reset). Any other state is a 409.
 #[utoipa::path(
     post, path = "/v1/downloads/{id}/retry", tag = "downloads",

@@ -129,6 +129,7 @@ fn routes() -> Routes {
         .post("/v1/downloads", downloads::enqueue)
         .get("/v1/downloads", downloads::list)
         .get("/v1/downloads/{id}", downloads::get)
+        .delete("/v1/downloads/{id}", downloads::delete)
         .post("/v1/downloads/{id}/cancel", downloads::cancel)
         .post("/v1/downloads/{id}/retry", downloads::retry)
         .get("/v1/instances", instances::list)

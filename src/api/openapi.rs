@@ -26,6 +26,7 @@ Every error is `{\"error\":{\"code\",\"message\",\"field\"}}`. See docs/api.md."
         downloads::list,
         downloads::get,
         downloads::cancel,
+        downloads::delete,
         downloads::retry,
         instances::list,
         instances::get,

@@ -3,6 +3,7 @@
 pub mod bounds;
 mod job;
 mod request;
+pub mod transitions;
 mod wire_enum;
 
 pub(crate) use wire_enum::wire_enum;

@@ -71,18 +71,22 @@ pub fn spawn(
     }
     let store = store.clone();
     let declared = settings.scheduler.schedules.clone();
-    let scheduler = Scheduler::new(
-        store.clone(),
-        clock.clone(),
-        Config::from_settings(&settings.scheduler, &settings.worker.id),
-    )
-    .with_backups(std::sync::Arc::new(client.clone()));
+    let config = Config::from_settings(&settings.scheduler, &settings.worker.id);
+    let backups = std::sync::Arc::new(client.clone());
     let stop = stop.clone();
     services.spawn(async move {
         let report = sync::sync_declared(store.as_ref(), &declared, clock.now()).await?;
         tracing::info!(created = ?report.created, updated = ?report.updated,
             deleted = ?report.deleted, conflicts = ?report.conflicts, "declared schedules synced");
-        scheduler.run(stop).await;
-        Ok(())
+        crate::supervisor::supervised("scheduler", stop.clone(), move || {
+            let scheduler = Scheduler::new(store.clone(), clock.clone(), config.clone())
+                .with_backups(backups.clone());
+            let stop = stop.clone();
+            async move {
+                scheduler.run(stop).await;
+                Ok(())
+            }
+        })
+        .await
     });
 }

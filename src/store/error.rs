@@ -13,13 +13,27 @@ pub enum StoreError {
     /// Another process holds the SQLite database.
     #[error("database is locked by another process: {0}")]
     Locked(String),
+    /// An update asked for a state change the state machine does not have.
+    #[error(transparent)]
+    Forbidden(#[from] crate::model::transitions::ForbiddenTransition),
     /// A row read back could not be decoded into the model.
     #[error("corrupt row: {0}")]
     Corrupt(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+/// A CHECK constraint (or the insert rule's trigger) refused the row: bad input, named by
+/// the rule, not a database failure. Everything else stays a [`StoreError::Database`].
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match super::sql::refused_by_rule(&e) {
+            Some(v) => StoreError::Invalid(v),
+            None => StoreError::Database(e),
+        }
+    }
 }
 
 impl StoreError {

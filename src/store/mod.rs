@@ -197,6 +197,28 @@ pub struct QueueSnapshot {
     pub new_by_source: Vec<(JobSource, i64)>,
 }
 
+// The fixed transitions the store makes in SQL, held to the state machine's one table.
+const _: () = {
+    use crate::model::transitions::allowed;
+    use JobState::*;
+    assert!(allowed(Some(Queued), Submitting), "job_claim");
+    assert!(allowed(Some(Queued), Cancelled), "job_cancel");
+    assert!(
+        allowed(Some(Failed), Queued) && allowed(Some(Cancelled), Queued),
+        "job_retry"
+    );
+    assert!(allowed(Some(Submitting), Queued), "job_rescue_expired");
+    assert!(allowed(None, Queued), "job_enqueue");
+    assert!(
+        allowed(Some(Queued), Failed)
+            && allowed(Some(Submitting), Failed)
+            && allowed(Some(Running), Failed)
+            && allowed(Some(Succeeded), Failed)
+            && allowed(Some(Cancelled), Failed),
+        "quarantine"
+    );
+};
+
 /// The queue, on some database.
 #[async_trait]
 pub trait Store: ScheduleStore + Send + Sync + 'static {
@@ -234,7 +256,8 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
     ) -> Result<Vec<JobId>, StoreError>;
 
     /// A fenced update (design.md invariant 2). `Ok(false)` = the fence no longer holds.
-    /// A state change appends an event row in the same transaction.
+    /// A state change appends an event row in the same transaction; one the state machine
+    /// does not have (`model::transitions`) is [`StoreError::Forbidden`] and writes nothing.
     async fn job_update(&self, fence: &Fence, patch: &JobPatch) -> Result<bool, StoreError>;
 
     /// Rescue jobs whose lease expired: `submitting` ⇒ `queued` with `needs_reconcile`;
@@ -262,6 +285,11 @@ pub trait Store: ScheduleStore + Send + Sync + 'static {
 
     /// `failed` or `cancelled` ⇒ `queued` now, attempts reset. Same return as `job_cancel`.
     async fn job_retry(&self, id: JobId, reason: &str) -> Result<Option<Job>, StoreError>;
+
+    /// Delete one finished job (succeeded, failed or cancelled) and its events: how an
+    /// operator removes a quarantined row. `Ok(None)` when there is no such job;
+    /// `Ok(Some(state))` otherwise, deleted when `state` is terminal.
+    async fn job_delete(&self, id: JobId) -> Result<Option<JobState>, StoreError>;
 
     /// Delete terminal jobs (and their events) finished before `before`.
     async fn job_prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;

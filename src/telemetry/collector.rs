@@ -97,10 +97,17 @@ pub fn spawn(
     services: &mut tokio::task::JoinSet<anyhow::Result<()>>,
     stop: &CancellationToken,
 ) {
-    let collector = Collector::new(store.clone(), clock, interval);
-    let stop = stop.clone();
-    services.spawn(async move {
-        collector.run(stop).await;
-        Ok(())
-    });
+    let (store, stop) = (store.clone(), stop.clone());
+    services.spawn(crate::supervisor::supervised(
+        "collector",
+        stop.clone(),
+        move || {
+            let collector = Collector::new(store.clone(), clock.clone(), interval);
+            let stop = stop.clone();
+            async move {
+                collector.run(stop).await;
+                Ok(())
+            }
+        },
+    ));
 }

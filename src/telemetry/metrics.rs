@@ -36,6 +36,10 @@ pub const INSTANCES_BLOCKED: &str = "dbs_archiver_instances_blocked";
 pub const INSTANCE_BLOCKED_MAX_AGE: &str = "dbs_archiver_instance_blocked_max_age_seconds";
 /// Jobs whose lease expired and were handed back (a worker died or stalled).
 pub const LEASE_RESCUES: &str = "dbs_archiver_lease_rescues_total";
+/// Rows the store could not read and quarantined (marked failed, Store.Quarantined).
+pub const JOBS_QUARANTINED: &str = "dbs_archiver_jobs_quarantined_total";
+/// Panics caught in a service (restarted) or a job's task, by `service`.
+pub const PANICS: &str = "dbs_archiver_panics_total";
 /// State changes made by the worker, by `from` and `to`.
 pub const JOB_TRANSITIONS: &str = "dbs_archiver_job_transitions_total";
 /// Failed CreateDownload attempts, by error `kind`.
@@ -148,6 +152,14 @@ pub fn describe_all() {
         Unit::Seconds,
         "Schedule fire time to job enqueued."
     );
+    describe_counter!(
+        JOBS_QUARANTINED,
+        "Rows the store could not read, quarantined as failed (Store.Quarantined)."
+    );
+    describe_counter!(
+        PANICS,
+        "Panics caught in a service (which restarts) or in a job's task, by service."
+    );
     describe_counter!(sched::FIRES, "Schedule fire times fired.");
     describe_counter!(sched::SKIPS, "Skipped schedule fires, by reason.");
     describe_counter!(
@@ -157,6 +169,7 @@ pub fn describe_all() {
     for name in [
         EXPORTED_BYTES,
         LEASE_RESCUES,
+        JOBS_QUARANTINED,
         COLLECTOR_ERRORS,
         sched::FIRES,
         sched::MISFIRES,
@@ -165,6 +178,9 @@ pub fn describe_all() {
     }
     for reason in crate::scheduler::model::SkipReason::ALL {
         ::metrics::counter!(sched::SKIPS, "reason" => *reason).increment(0);
+    }
+    for service in SERVICES {
+        ::metrics::counter!(PANICS, "service" => *service).increment(0);
     }
     for outcome in [JobState::Succeeded, JobState::Failed, JobState::Cancelled] {
         ::metrics::counter!(JOBS_FINISHED, "outcome" => outcome.as_str()).increment(0);
@@ -238,4 +254,25 @@ pub fn cloud_call(action: &'static str, region: &str, result: &'static str, seco
 /// Leases that expired and were handed back.
 pub fn lease_rescues(n: usize) {
     ::metrics::counter!(LEASE_RESCUES).increment(n as u64);
+}
+
+/// The services `serve` runs, as the `service` label of [`PANICS`].
+pub const SERVICES: &[&str] = &[
+    "dispatcher",
+    "tracker",
+    "maintenance",
+    "scheduler",
+    "api",
+    "collector",
+    "dispatch_task",
+];
+
+/// The store quarantined a row it could not read.
+pub fn job_quarantined() {
+    ::metrics::counter!(JOBS_QUARANTINED).increment(1);
+}
+
+/// A panic was caught in `service`.
+pub fn panic_caught(service: &'static str) {
+    ::metrics::counter!(PANICS, "service" => service).increment(1);
 }

@@ -337,7 +337,10 @@ impl Dispatcher {
         while let Some(r) = set.join_next().await {
             match r {
                 Ok(o) => report.add(o),
-                Err(e) => tracing::error!(error = %e, "dispatch task panicked"),
+                Err(e) => {
+                    crate::telemetry::metrics::panic_caught("dispatch_task");
+                    tracing::error!(error = %e, "dispatch task panicked");
+                }
             }
         }
         Ok(report)
@@ -450,8 +453,13 @@ fn reap(
         }
         Err(e) if e.is_cancelled() => {} // keep: released after abort
         Err(e) => {
-            tracing::error!(error = %e, "dispatch task panicked; the lease will expire and rescue it");
-            jobs.remove(&e.id());
+            let job = jobs.remove(&e.id()).map(|j| j.id);
+            crate::telemetry::metrics::panic_caught("dispatch_task");
+            let panic = e
+                .try_into_panic()
+                .map(|p| crate::supervisor::panic_message(p.as_ref()))
+                .unwrap_or_default();
+            tracing::error!(job.id = ?job, %panic, "dispatch task panicked; the lease will expire and rescue it");
         }
     }
 }

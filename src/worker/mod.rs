@@ -266,22 +266,30 @@ pub fn spawn(
     set: &mut JoinSet<anyhow::Result<()>>,
     shutdown: &CancellationToken,
 ) {
-    let d = Dispatcher::new(ctx.clone());
-    let t = Tracker::new(ctx.clone());
-    let m = Maintenance::new(ctx.clone());
+    use crate::supervisor::supervised;
+    let (c1, c2, c3) = (ctx.clone(), ctx.clone(), ctx.clone());
     let (s1, s2, s3) = (shutdown.clone(), shutdown.clone(), shutdown.clone());
-    set.spawn(async move {
-        d.run(s1).await;
-        Ok(())
-    });
-    set.spawn(async move {
-        t.run(s2).await;
-        Ok(())
-    });
-    set.spawn(async move {
-        m.run(s3).await;
-        Ok(())
-    });
+    set.spawn(supervised("dispatcher", s1.clone(), move || {
+        let (d, s) = (Dispatcher::new(c1.clone()), s1.clone());
+        async move {
+            d.run(s).await;
+            Ok(())
+        }
+    }));
+    set.spawn(supervised("tracker", s2.clone(), move || {
+        let (t, s) = (Tracker::new(c2.clone()), s2.clone());
+        async move {
+            t.run(s).await;
+            Ok(())
+        }
+    }));
+    set.spawn(supervised("maintenance", s3.clone(), move || {
+        let (m, s) = (Maintenance::new(c3.clone()), s3.clone());
+        async move {
+            m.run(s).await;
+            Ok(())
+        }
+    }));
 }
 
 /// A uniform draw in `[0, 1)` for jitter.

@@ -7,13 +7,15 @@
 //! trigger's NOTIFY so SQL-inserted jobs wake idle workers too.
 
 mod listener;
+mod quarantine;
 mod rows;
 mod schedules;
 
 pub use listener::CHANNEL as NOTIFY_CHANNEL;
 
 use super::sql::{
-    is_lost_race, page_limit, tags_to_json, EVENT_COLUMNS, INSTANCE_COLUMNS, JOB_COLUMNS,
+    is_lost_race, page_limit, report_quarantine, split_readable, tags_to_json, EVENT_COLUMNS,
+    INSTANCE_COLUMNS, JOB_COLUMNS, JOB_DELETE_SQL, JOB_STATE_SQL,
 };
 use super::{
     BlockInstance, ClaimParams, Enqueued, Fence, JobFilter, JobPage, JobPatch, NewJob,
@@ -152,10 +154,32 @@ impl PgStore {
     }
 }
 
+/// Decode `found`; each row that cannot be read is quarantined and left out.
+async fn readable(
+    conn: &mut PgConnection,
+    found: &[sqlx::postgres::PgRow],
+    now: DateTime<Utc>,
+) -> Result<(Vec<Job>, usize), StoreError> {
+    let (jobs, bad) = split_readable(found, rows::job, rows::job_id)?;
+    for (id, why) in &bad {
+        report_quarantine(quarantine::quarantine(conn, *id, why, now).await, *id, why);
+    }
+    Ok((jobs, bad.len()))
+}
+
 async fn fetch_job(conn: &mut PgConnection, id: JobId) -> Result<Option<Job>, StoreError> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
-    row.as_ref().map(rows::job).transpose()
+    // A row that cannot be read is quarantined (repaired) and read again once.
+    for _ in 0..2 {
+        let found = sqlx::query(&sql).bind(id).fetch_all(&mut *conn).await?;
+        let (mut jobs, bad) = readable(conn, &found, Utc::now()).await?;
+        if bad == 0 {
+            return Ok(jobs.pop());
+        }
+    }
+    Err(StoreError::Corrupt(format!(
+        "job {id}: unreadable even after quarantine"
+    )))
 }
 
 async fn insert_event(
@@ -211,6 +235,35 @@ async fn find_duplicate(conn: &mut PgConnection, job: &NewJob) -> Result<Option<
         }
     }
     Ok(None)
+}
+
+/// `job_list`'s query: newest first, one more than a page to know whether another follows.
+fn list_query(filter: &JobFilter, limit: u32) -> QueryBuilder<'static, Postgres> {
+    let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE true"));
+    if let Some(state) = filter.state {
+        q.push(" AND state = ").push_bind(state.as_str());
+    }
+    if let Some(key) = &filter.instance {
+        q.push(" AND region = ")
+            .push_bind(key.region.clone())
+            .push(" AND instance = ")
+            .push_bind(key.instance.clone());
+    }
+    if let Some(schedule_id) = filter.schedule_id {
+        q.push(" AND schedule_id = ").push_bind(schedule_id);
+    }
+    if let Some(after) = filter.created_after {
+        q.push(" AND created_at > ").push_bind(after);
+    }
+    if let Some(before) = filter.created_before {
+        q.push(" AND created_at < ").push_bind(before);
+    }
+    if let Some(cursor) = filter.cursor {
+        q.push(" AND id < ").push_bind(cursor);
+    }
+    q.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(limit) + 1);
+    q
 }
 
 #[async_trait]
@@ -318,16 +371,17 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let sql = claim_sql();
+        let mut conn = self.pool.acquire().await?;
         let result = sqlx::query(&sql)
             .bind(p.now)
             .bind(i64::from(p.limit))
             .bind(&p.owner)
             .bind(lease_until(p.now, p.lease))
             .bind(format!("claimed by {}", p.owner))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await;
         match result {
-            Ok(found) => found.iter().map(rows::job).collect(),
+            Ok(found) => Ok(readable(&mut conn, &found, p.now).await?.0),
             // Another process made an instance active under us: it won; we move on.
             Err(e) if is_lost_race(&e) => {
                 tracing::debug!(error = %e, "claim lost a race; nothing claimed this round");
@@ -354,14 +408,15 @@ impl Store for PgStore {
                 RETURNING {JOB_COLUMNS} \
              ) SELECT * FROM leased ORDER BY next_poll_at NULLS FIRST, id"
         );
+        let mut conn = self.pool.acquire().await?;
         let found = sqlx::query(&sql)
             .bind(p.now)
             .bind(i64::from(p.limit))
             .bind(&p.owner)
             .bind(lease_until(p.now, p.lease))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
-        found.iter().map(rows::job).collect()
+        Ok(readable(&mut conn, &found, p.now).await?.0)
     }
 
     async fn job_heartbeat(
@@ -393,6 +448,9 @@ impl Store for PgStore {
     /// event row in a data-modifying CTE (atomic like the claim). It used to be BEGIN,
     /// UPDATE, INSERT, COMMIT — four round trips for every transition (docs/performance.md).
     async fn job_update(&self, fence: &Fence, patch: &JobPatch) -> Result<bool, StoreError> {
+        if let Some(to) = patch.to {
+            crate::model::transitions::check(fence.state, to)?;
+        }
         let now = Utc::now();
         let changes_state = patch.to.is_some_and(|to| to != fence.state);
         let event_to = patch.to.filter(|_| changes_state);
@@ -531,33 +589,20 @@ impl Store for PgStore {
 
     async fn job_list(&self, filter: &JobFilter) -> Result<JobPage, StoreError> {
         let limit = page_limit(filter.limit);
-        let mut q =
-            QueryBuilder::<Postgres>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE true"));
-        if let Some(state) = filter.state {
-            q.push(" AND state = ").push_bind(state.as_str());
+        let mut conn = self.pool.acquire().await?;
+        let found = list_query(filter, limit)
+            .build()
+            .fetch_all(&mut *conn)
+            .await?;
+        let (mut jobs, bad) = readable(&mut conn, &found, Utc::now()).await?;
+        if bad > 0 {
+            // The quarantined rows are readable now: list them in their place.
+            let found = list_query(filter, limit)
+                .build()
+                .fetch_all(&mut *conn)
+                .await?;
+            jobs = readable(&mut conn, &found, Utc::now()).await?.0;
         }
-        if let Some(key) = &filter.instance {
-            q.push(" AND region = ")
-                .push_bind(key.region.clone())
-                .push(" AND instance = ")
-                .push_bind(key.instance.clone());
-        }
-        if let Some(schedule_id) = filter.schedule_id {
-            q.push(" AND schedule_id = ").push_bind(schedule_id);
-        }
-        if let Some(after) = filter.created_after {
-            q.push(" AND created_at > ").push_bind(after);
-        }
-        if let Some(before) = filter.created_before {
-            q.push(" AND created_at < ").push_bind(before);
-        }
-        if let Some(cursor) = filter.cursor {
-            q.push(" AND id < ").push_bind(cursor);
-        }
-        q.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(limit) + 1);
-        let found = q.build().fetch_all(&self.pool).await?;
-        let mut jobs = found.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if jobs.len() > limit as usize {
             jobs.truncate(limit as usize);
             jobs.last().map(|j| j.id)
@@ -696,6 +741,25 @@ impl Store for PgStore {
         tx.commit().await?;
         self.wake();
         Ok(job)
+    }
+
+    async fn job_delete(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let state: Option<String> = sqlx::query_scalar(JOB_STATE_SQL)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(state) = state.map(|s| s.parse::<JobState>()).transpose()? else {
+            return Ok(None);
+        };
+        if state.is_terminal() {
+            sqlx::query(JOB_DELETE_SQL)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(Some(state))
     }
 
     async fn job_prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -7,14 +7,15 @@
 //! does not depend on the backlog.
 
 mod lock;
+mod quarantine;
 mod rows;
 mod schedules;
 
 pub use lock::{acquire_process_lock, ProcessLock};
 
 use super::sql::{
-    is_unique_violation, page_limit, tags_to_json, EVENT_COLUMNS, INSTANCE_COLUMNS, JOB_COLUMNS,
-    ONE_ACTIVE_INDEX,
+    is_unique_violation, page_limit, report_quarantine, split_readable, tags_to_json,
+    EVENT_COLUMNS, INSTANCE_COLUMNS, JOB_COLUMNS, JOB_DELETE_SQL, JOB_STATE_SQL, ONE_ACTIVE_INDEX,
 };
 use super::{
     BlockInstance, ClaimParams, Enqueued, Fence, JobFilter, JobPage, JobPatch, NewJob,
@@ -121,10 +122,32 @@ impl SqliteStore {
     }
 }
 
+/// Decode `found`; each row that cannot be read is quarantined and left out.
+async fn readable(
+    conn: &mut SqliteConnection,
+    found: &[sqlx::sqlite::SqliteRow],
+    now: DateTime<Utc>,
+) -> Result<(Vec<Job>, usize), StoreError> {
+    let (jobs, bad) = split_readable(found, rows::job, rows::job_id)?;
+    for (id, why) in &bad {
+        report_quarantine(quarantine::quarantine(conn, *id, why, now).await, *id, why);
+    }
+    Ok((jobs, bad.len()))
+}
+
 async fn fetch_job(conn: &mut SqliteConnection, id: JobId) -> Result<Option<Job>, StoreError> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
-    row.as_ref().map(rows::job).transpose()
+    // A row that cannot be read is quarantined (repaired) and read again once.
+    for _ in 0..2 {
+        let found = sqlx::query(&sql).bind(id).fetch_all(&mut *conn).await?;
+        let (mut jobs, bad) = readable(conn, &found, Utc::now()).await?;
+        if bad == 0 {
+            return Ok(jobs.pop());
+        }
+    }
+    Err(StoreError::Corrupt(format!(
+        "job {id}: unreadable even after quarantine"
+    )))
 }
 
 async fn insert_event(
@@ -183,6 +206,35 @@ async fn find_duplicate(
         }
     }
     Ok(None)
+}
+
+/// `job_list`'s query: newest first, one more than a page to know whether another follows.
+fn list_query(filter: &JobFilter, limit: u32) -> QueryBuilder<'static, Sqlite> {
+    let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
+    if let Some(state) = filter.state {
+        q.push(" AND state = ").push_bind(state.as_str());
+    }
+    if let Some(key) = &filter.instance {
+        q.push(" AND region = ")
+            .push_bind(key.region.clone())
+            .push(" AND instance = ")
+            .push_bind(key.instance.clone());
+    }
+    if let Some(schedule_id) = filter.schedule_id {
+        q.push(" AND schedule_id = ").push_bind(schedule_id);
+    }
+    if let Some(after) = filter.created_after {
+        q.push(" AND created_at > ").push_bind(ms(after));
+    }
+    if let Some(before) = filter.created_before {
+        q.push(" AND created_at < ").push_bind(ms(before));
+    }
+    if let Some(cursor) = filter.cursor {
+        q.push(" AND id < ").push_bind(cursor);
+    }
+    q.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(limit) + 1);
+    q
 }
 
 #[async_trait]
@@ -307,7 +359,15 @@ impl Store for SqliteStore {
                 Err(e) => return Err(e.into()),
             };
             let Some(row) = row else { continue };
-            let job = rows::job(&row)?;
+            let job = match rows::job(&row) {
+                Ok(job) => job,
+                Err(e) => {
+                    let why = e.to_string();
+                    let done = quarantine::quarantine(&mut tx, id, &why, p.now).await;
+                    report_quarantine(done, id, &why);
+                    continue;
+                }
+            };
             insert_event(
                 &mut tx,
                 job.id,
@@ -345,8 +405,8 @@ impl Store for SqliteStore {
             .bind(i64::from(p.limit))
             .fetch_all(&mut *tx)
             .await?;
+        let (mut jobs, _) = readable(&mut tx, &found, p.now).await?;
         tx.commit().await?;
-        let mut jobs = found.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
         jobs.sort_by_key(|j| (j.next_poll_at, j.id));
         Ok(jobs)
     }
@@ -379,6 +439,9 @@ impl Store for SqliteStore {
     }
 
     async fn job_update(&self, fence: &Fence, patch: &JobPatch) -> Result<bool, StoreError> {
+        if let Some(to) = patch.to {
+            crate::model::transitions::check(fence.state, to)?;
+        }
         let now = Utc::now();
         let mut q = QueryBuilder::<Sqlite>::new("UPDATE jobs SET updated_at = ");
         q.push_bind(ms(now));
@@ -516,33 +579,20 @@ impl Store for SqliteStore {
 
     async fn job_list(&self, filter: &JobFilter) -> Result<JobPage, StoreError> {
         let limit = page_limit(filter.limit);
-        let mut q =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
-        if let Some(state) = filter.state {
-            q.push(" AND state = ").push_bind(state.as_str());
+        let mut conn = self.pool.acquire().await?;
+        let found = list_query(filter, limit)
+            .build()
+            .fetch_all(&mut *conn)
+            .await?;
+        let (mut jobs, bad) = readable(&mut conn, &found, Utc::now()).await?;
+        if bad > 0 {
+            // The quarantined rows are readable now: list them in their place.
+            let found = list_query(filter, limit)
+                .build()
+                .fetch_all(&mut *conn)
+                .await?;
+            jobs = readable(&mut conn, &found, Utc::now()).await?.0;
         }
-        if let Some(key) = &filter.instance {
-            q.push(" AND region = ")
-                .push_bind(key.region.clone())
-                .push(" AND instance = ")
-                .push_bind(key.instance.clone());
-        }
-        if let Some(schedule_id) = filter.schedule_id {
-            q.push(" AND schedule_id = ").push_bind(schedule_id);
-        }
-        if let Some(after) = filter.created_after {
-            q.push(" AND created_at > ").push_bind(ms(after));
-        }
-        if let Some(before) = filter.created_before {
-            q.push(" AND created_at < ").push_bind(ms(before));
-        }
-        if let Some(cursor) = filter.cursor {
-            q.push(" AND id < ").push_bind(cursor);
-        }
-        q.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(limit) + 1);
-        let found = q.build().fetch_all(&self.pool).await?;
-        let mut jobs = found.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if jobs.len() > limit as usize {
             jobs.truncate(limit as usize);
             jobs.last().map(|j| j.id)
@@ -675,6 +725,25 @@ impl Store for SqliteStore {
         tx.commit().await?;
         self.wake();
         Ok(job)
+    }
+
+    async fn job_delete(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
+        let mut tx = self.begin().await?;
+        let state: Option<String> = sqlx::query_scalar(JOB_STATE_SQL)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(state) = state.map(|s| s.parse::<JobState>()).transpose()? else {
+            return Ok(None);
+        };
+        if state.is_terminal() {
+            sqlx::query(JOB_DELETE_SQL)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(Some(state))
     }
 
     async fn job_prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

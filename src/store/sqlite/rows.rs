@@ -1,11 +1,11 @@
 //! Decoding SQLite rows into the model. Times are INTEGER UNIX milliseconds.
 
 use crate::model::{
-    DownloadRequest, Instance, InstanceKey, Job, JobError, JobEvent, JobState, RemoteStatus,
+    bounds, DownloadRequest, Instance, InstanceKey, Job, JobError, JobEvent, JobState, RemoteStatus,
 };
 use crate::store::sql::tags_from_json;
 use crate::store::StoreError;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -19,9 +19,11 @@ pub(crate) fn opt_ms(t: Option<DateTime<Utc>>) -> Option<i64> {
 }
 
 fn time(v: i64, column: &str) -> Result<DateTime<Utc>, StoreError> {
-    Utc.timestamp_millis_opt(v)
-        .single()
-        .ok_or_else(|| StoreError::Corrupt(format!("{column}: {v} is not a time")))
+    bounds::time_from_ms(v).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "jobs.{column}: {v} is not a time between 1970-01-01 and 9999-12-31"
+        ))
+    })
 }
 
 fn get_time(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, StoreError> {

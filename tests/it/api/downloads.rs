@@ -1,7 +1,7 @@
 //! `/v1/downloads`: enqueue, idempotency, validation, listing, cancel, retry.
 
 use super::{remote, request, spawn_app, spawn_app_with, ADMIN_TOKEN, READ_TOKEN};
-use crate::helpers::db::{both_backends, TestDb};
+use crate::helpers::db::{both_backends, Backend, TestDb};
 use dbs_archiver::model::JobState;
 use serde_json::json;
 
@@ -210,9 +210,9 @@ async fn oversized_body_is_413(db: TestDb) {
         r.error(413),
         ("payload_too_large".into(), Some("body".into()))
     );
-    // Just under the limit is fine (a long target path: identifiers stop at 128).
+    // Just under the limit is fine (a long path: the longest field the rules allow).
     let mut b = request("rm-a");
-    b["target_path"] = json!("x".repeat(1000));
+    b["target_path"] = json!("x".repeat(1024));
     assert_eq!(
         app.post("/v1/downloads", Some(ADMIN_TOKEN), &b)
             .await
@@ -430,7 +430,46 @@ async fn cancel_and_retry_follow_the_state_machine(db: TestDb) {
     assert_eq!(r.error(400).1.as_deref(), Some("id"));
 }
 
+/// A row that slipped past the database's rules is quarantined when read: the list and the
+/// job answer (no 500), the job shows Store.Quarantined, and an admin can delete it.
+async fn a_quarantined_row_is_shown_and_can_be_deleted(db: TestDb) {
+    let smuggle = match db.backend {
+        Backend::Sqlite => {
+            "PRAGMA ignore_check_constraints = ON; INSERT INTO jobs (region, \
+            instance, bak_set_type, bak_set_id, format, target_type, run_at) VALUES \
+            ('cn-hangzhou', 'rm-q', 'full', '1', 'CSV', 'URL', 'soon');"
+        }
+        Backend::Postgres => {
+            "ALTER TABLE jobs DROP CONSTRAINT jobs_run_at_time; INSERT INTO \
+            jobs (region, instance, bak_set_type, bak_set_id, format, target_type, run_at) \
+            VALUES ('cn-hangzhou', 'rm-q', 'full', '1', 'CSV', 'URL', 'infinity');"
+        }
+    };
+    db.exec(smuggle).await.unwrap();
+    let app = spawn_app(db).await;
+    let r = app.get("/v1/downloads", Some(READ_TOKEN)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let job = &r.json()["jobs"][0];
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(job["last_error"]["code"], "Store.Quarantined", "{job}");
+    let id = job["id"].as_i64().unwrap();
+    let path = format!("/v1/downloads/{id}");
+
+    let live = app.enqueue(&request("rm-a")).await["id"].as_i64().unwrap();
+    let delete = |path: String, token: &'static str| {
+        let req = app.http.delete(app.url(&path)).bearer_auth(token);
+        app.send(req)
+    };
+    assert_eq!(delete(path.clone(), READ_TOKEN).await.status, 403);
+    let r = delete(format!("/v1/downloads/{live}"), ADMIN_TOKEN).await;
+    assert_eq!(r.error(409).0, "invalid_state");
+    assert_eq!(delete(path.clone(), ADMIN_TOKEN).await.status, 204);
+    assert_eq!(app.get(&path, Some(READ_TOKEN)).await.status, 404);
+    assert_eq!(delete(path, ADMIN_TOKEN).await.error(404).0, "not_found");
+}
+
 both_backends!(
+    a_quarantined_row_is_shown_and_can_be_deleted,
     enqueue_then_get_with_events,
     idempotent_replay_returns_the_same_job,
     concurrent_replays_make_one_job,

@@ -153,10 +153,16 @@ fn unique_suffix() -> String {
 
 /// A migrated SQLite database in a fresh temp dir.
 pub async fn sqlite() -> TestDb {
+    let db = sqlite_unmigrated().await;
+    db.store.migrate().await.expect("migrate sqlite");
+    db
+}
+
+/// A SQLite database file with no tables yet (for migration tests).
+pub async fn sqlite_unmigrated() -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("test.db").display());
     let store = store::connect(&url, TEST_POOL).await.expect("open sqlite");
-    store.migrate().await.expect("migrate sqlite");
     TestDb {
         store,
         url,
@@ -206,6 +212,13 @@ fn unreachable_postgres(url: &str, why: &str) -> bool {
 /// A migrated, brand-new PostgreSQL database; `None` (after a loud message) when the
 /// server is unreachable off CI.
 pub async fn postgres() -> Option<TestDb> {
+    let db = postgres_unmigrated().await?;
+    db.store.migrate().await.expect("migrate postgres");
+    Some(db)
+}
+
+/// A brand-new PostgreSQL database with no tables yet (for migration tests).
+pub async fn postgres_unmigrated() -> Option<TestDb> {
     if !postgres_reachable().await {
         return None;
     }
@@ -231,7 +244,6 @@ pub async fn postgres() -> Option<TestDb> {
         _dir: None,
         pg_database: Some(name),
     };
-    db.store.migrate().await.expect("migrate postgres");
     Some(db)
 }
 

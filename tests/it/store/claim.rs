@@ -75,6 +75,10 @@ async fn one_job_per_instance_and_never_an_active_instance(db: TestDb) {
             },
             &JobPatch {
                 to: Some(JobState::Running),
+                remote: Some(dbs_archiver::model::RemoteStatus {
+                    task_id: Some("dt-test".into()),
+                    ..Default::default()
+                }),
                 reason: "submitted".into(),
                 ..Default::default()
             },
@@ -189,6 +193,10 @@ async fn poll_claims_lease_due_running_jobs(db: TestDb) {
                 },
                 &JobPatch {
                     to: Some(JobState::Running),
+                    remote: Some(dbs_archiver::model::RemoteStatus {
+                        task_id: Some("dt-test".into()),
+                        ..Default::default()
+                    }),
                     next_poll_at: Some(now + ChronoDuration::seconds(poll_in)),
                     release_lease: true,
                     reason: "submitted".into(),

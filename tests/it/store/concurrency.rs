@@ -48,6 +48,10 @@ async fn claimer(
                         },
                         &JobPatch {
                             to: Some(JobState::Running),
+                            remote: Some(dbs_archiver::model::RemoteStatus {
+                                task_id: Some("dt-test".into()),
+                                ..Default::default()
+                            }),
                             reason: "submitted".into(),
                             ..Default::default()
                         },

@@ -82,12 +82,7 @@ async fn pitr_requires_point_in_time(db: TestDb) {
 }
 
 async fn bak_set_size_not_negative(db: TestDb) {
-    rejects(
-        &db,
-        "jobs_bak_set_size_not_negative",
-        &[("bak_set_size", "-1")],
-    )
-    .await;
+    rejects(&db, "jobs_bak_set_size_bytes", &[("bak_set_size", "-1")]).await;
 }
 
 async fn format_valid(db: TestDb) {
@@ -140,15 +135,27 @@ async fn oss_requires_bucket_region(db: TestDb) {
 }
 
 async fn max_attempts_positive(db: TestDb) {
-    rejects(&db, "jobs_max_attempts_positive", &[("max_attempts", "0")]).await;
+    rejects(&db, "jobs_max_attempts_range", &[("max_attempts", "0")]).await;
+}
+
+/// An UPDATE of a stored row is held to the same rules (an INSERT may not set `attempts`
+/// or `state` at all: see `store::hostile`).
+async fn rejects_update(db: &TestDb, rule: &str, set: &str) {
+    db.exec(&insert(&[])).await.unwrap();
+    let err = db
+        .exec(&format!("UPDATE jobs SET {set}"))
+        .await
+        .expect_err("the update must be rejected")
+        .to_string();
+    assert!(err.contains(rule), "error should name {rule}: {err}");
 }
 
 async fn attempts_not_negative(db: TestDb) {
-    rejects(&db, "jobs_attempts_not_negative", &[("attempts", "-1")]).await;
+    rejects_update(&db, "jobs_attempts_counter", "attempts = -1").await;
 }
 
 async fn state_valid(db: TestDb) {
-    rejects(&db, "jobs_state_valid", &[("state", "'done'")]).await;
+    rejects_update(&db, "jobs_state_valid", "state = 'done'").await;
 }
 
 async fn source_valid(db: TestDb) {
@@ -164,9 +171,20 @@ async fn fire_time_with_schedule(db: TestDb) {
 }
 
 async fn one_active_job_per_instance(db: TestDb) {
-    db.exec(&insert(&[("state", "'running'")])).await.unwrap();
+    let lease = match db.backend {
+        Backend::Sqlite => "4102444800000",
+        Backend::Postgres => "'2100-01-01T00:00:00Z'",
+    };
+    db.exec(&insert(&[])).await.unwrap();
+    db.exec(&insert(&[])).await.unwrap();
+    db.exec("UPDATE jobs SET state = 'running', remote_task_id = 'dt-1' WHERE id = 1")
+        .await
+        .unwrap();
     let err = db
-        .exec(&insert(&[("state", "'submitting'")]))
+        .exec(&format!(
+            "UPDATE jobs SET state = 'submitting', lease_owner = 'w', lease_expires_at = {lease} \
+             WHERE id = 2"
+        ))
         .await
         .expect_err("a second active job on one instance must be rejected");
     let text = err.to_string();

@@ -63,6 +63,10 @@ async fn expired_submitting_job_is_rescued_and_old_owner_is_fenced_out(db: TestD
             },
             &JobPatch {
                 to: Some(JobState::Running),
+                remote: Some(dbs_archiver::model::RemoteStatus {
+                    task_id: Some("dt-test".into()),
+                    ..Default::default()
+                }),
                 reason: "CreateDownload ok".into(),
                 ..Default::default()
             },
@@ -109,6 +113,10 @@ async fn expired_running_job_keeps_running_and_is_due_for_a_poll(db: TestDb) {
             },
             &JobPatch {
                 to: Some(JobState::Running),
+                remote: Some(dbs_archiver::model::RemoteStatus {
+                    task_id: Some("dt-test".into()),
+                    ..Default::default()
+                }),
                 next_poll_at: Some(now + ChronoDuration::hours(1)),
                 reason: "submitted".into(),
                 ..Default::default()

@@ -11,6 +11,7 @@ mod db_outage;
 mod errors;
 mod fleet;
 mod lifecycle;
+mod sql_props;
 
 use crate::helpers::db::TestDb;
 use chrono::Utc;
