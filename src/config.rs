@@ -100,6 +100,9 @@ pub struct TrackerSettings {
 #[serde(deny_unknown_fields)]
 pub struct DbsSettings {
     pub endpoint: String,
+    /// Public or VPC DBS hosts from the endpoint table (ignored with an `endpoint` override).
+    #[serde(default)]
+    pub endpoint_kind: crate::dbs::endpoints::EndpointKind,
     pub rds_endpoint: String,
     pub signature: SignatureVersion,
     pub access_key_id: String,
@@ -474,6 +477,7 @@ impl Settings {
             },
             "dbs": {
                 "endpoint": self.dbs.endpoint,
+                "endpoint_kind": self.dbs.endpoint_kind,
                 "rds_endpoint": self.dbs.rds_endpoint,
                 "signature": self.dbs.signature,
                 "access_key_id": self.dbs.access_key_id,
@@ -548,6 +552,27 @@ mod tests {
         let s = Settings::load_from(None, env(&[])).unwrap();
         assert!(s.database.url.starts_with("sqlite://"));
         assert_eq!(s.dbs.signature, SignatureVersion::V3);
+        assert_eq!(
+            s.dbs.endpoint_kind,
+            crate::dbs::endpoints::EndpointKind::Public
+        );
+    }
+
+    #[test]
+    fn endpoint_kind_is_public_or_vpc() {
+        let s =
+            Settings::load_from(None, env(&[("DBS_ARCHIVER__DBS__ENDPOINT_KIND", "vpc")])).unwrap();
+        assert_eq!(
+            s.dbs.endpoint_kind,
+            crate::dbs::endpoints::EndpointKind::Vpc
+        );
+        let e = Settings::load_from(
+            None,
+            env(&[("DBS_ARCHIVER__DBS__ENDPOINT_KIND", "intranet")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("endpoint_kind"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ are reported identically by every `serve` process, so they aggregate with max();
 of work done in a process (api/schedule enqueues, finished jobs, cloud calls) with sum().
 """
 import json
+import re
 
 DS = {"type": "prometheus", "uid": "prometheus"}
 
@@ -76,10 +77,57 @@ PANELS = [
      ["sum(rate(dbs_archiver_schedule_fires_total[1h])) * 3600",
       "sum by (reason) (rate(dbs_archiver_schedule_skips_total[1h])) * 3600",
       "sum(rate(dbs_archiver_schedule_misfires_total[1h])) * 3600"]),
+    ("Seconds to each schedule's next fire", "timeseries", "s",
+     "Next fire time minus now, per schedule (negative: overdue; the scheduler is behind or stopped). "
+     "Paused schedules report 0 and are left out.",
+     ["max by (schedule) (dbs_archiver_schedule_next_fire_timestamp_seconds > 0) - time()"]),
     ("Admin API requests / s by status", "timeseries", "reqps",
      "Requests to the admin API by HTTP status (route templates only, never raw paths).",
      ["sum by (status) (rate(dbs_archiver_api_requests_total[5m]))"]),
 ]
+
+
+# Template variables: `instance` is the scrape target (one serve process), `region` the
+# instance region of cloud calls, `schedule` the schedule name. Every selector filters by
+# $instance; series that carry region or schedule also filter by those.
+VARIABLES = [
+    ("instance", "Process", "label_values(dbs_archiver_build_info, instance)"),
+    ("region", "Region", "label_values(dbs_archiver_cloud_calls_total, region)"),
+    ("schedule", "Schedule", "label_values(dbs_archiver_schedule_next_fire_timestamp_seconds, schedule)"),
+]
+LABELLED = {
+    "region": ["dbs_archiver_cloud_calls_total", "dbs_archiver_cloud_throttled_total"],
+    "schedule": ["dbs_archiver_schedule_next_fire_timestamp_seconds"],
+}
+
+
+def filtered(expr):
+    """Add the variables' matchers to every dbs_archiver_* selector of expr."""
+    def add(m):
+        name, labels = m.group(1), m.group(2)
+        matchers = ['instance=~"$instance"']
+        matchers += [f'{var}=~"${var}"' for var, names in LABELLED.items()
+                     if any(name == n or name.startswith(n + "_") for n in names)]
+        inner = labels[1:-1] if labels else ""
+        return name + "{" + ", ".join(matchers + ([inner] if inner else [])) + "}"
+    return re.sub(r'(dbs_archiver_[a-z_]+)(\{[^}]*\})?', add, expr)
+
+
+def variable(name, label, query):
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DS,
+        "query": {"query": query, "refId": name},
+        "definition": query,
+        "refresh": 2,
+        "multi": True,
+        "includeAll": True,
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "sort": 1,
+    }
 
 
 def panel(i, title, kind, unit, description, exprs):
@@ -91,7 +139,7 @@ def panel(i, title, kind, unit, description, exprs):
         "datasource": DS,
         "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
         "targets": [
-            {"refId": chr(ord("A") + k), "expr": e, "datasource": DS}
+            {"refId": chr(ord("A") + k), "expr": filtered(e), "datasource": DS}
             for k, e in enumerate(exprs)
         ],
         "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
@@ -103,12 +151,12 @@ dashboard = {
     "uid": "dbs-archiver",
     "title": "dbs-archiver",
     "schemaVersion": 39,
-    "version": 2,
+    "version": 3,
     "refresh": "30s",
     "time": {"from": "now-6h", "to": "now"},
     "tags": ["dbs-archiver"],
     "panels": [panel(i, *p) for i, p in enumerate(PANELS)],
-    "templating": {"list": []},
+    "templating": {"list": [variable(*v) for v in VARIABLES]},
     "annotations": {"list": []},
 }
 

@@ -53,6 +53,7 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<Json<HealthStatus>,
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
 )]
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    crate::telemetry::metrics::refresh();
     state.metrics.run_upkeep();
     (
         [(

@@ -54,7 +54,7 @@ Every error is `{\"error\":{\"code\",\"message\",\"field\"}}`. See docs/api.md."
         HealthStatus, ScheduleSpecDoc, ScheduleDoc, ScheduleListDoc, ScheduleDetailDoc,
         ScheduleRunDoc, TargetsDoc, TemplateDoc, InstanceKeyDoc, FireOutcomeDoc, FireItemDoc,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &UniqueOperationIds),
     security(("bearer" = [])),
     tags(
         (name = "downloads", description = "Download jobs"),
@@ -85,6 +85,38 @@ impl Modify for BearerAuth {
     }
 }
 
+/// utoipa names an operation after its handler function, and several modules have a
+/// `list` or a `get`: prefix the first tag (`downloads_list`, `instances_list`), so every
+/// `operationId` is unique, as OpenAPI requires and client generators rely on.
+struct UniqueOperationIds;
+
+impl Modify for UniqueOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let tag = op.tags.as_ref().and_then(|t| t.first()).cloned();
+                if let (Some(tag), Some(id)) = (tag, op.operation_id.as_mut()) {
+                    if !id.starts_with(&format!("{tag}_")) {
+                        *id = format!("{tag}_{id}");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The document, built once.
 pub fn document() -> &'static utoipa::openapi::OpenApi {
     static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
@@ -104,6 +136,21 @@ pub async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn operation_ids_are_unique_and_name_the_tag() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let mut seen = BTreeSet::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                let id = op["operationId"].as_str().unwrap().to_string();
+                let tag = op["tags"][0].as_str().unwrap();
+                assert!(id.starts_with(&format!("{tag}_")), "{id}");
+                assert!(seen.insert(id.clone()), "duplicate operationId {id}");
+            }
+        }
+        assert!(seen.contains("downloads_list") && seen.contains("instances_list"));
+    }
 
     fn documented() -> BTreeSet<(String, String)> {
         let doc = serde_json::to_value(document()).unwrap();

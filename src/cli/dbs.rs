@@ -19,6 +19,9 @@ pub struct Target {
     /// InstanceName (e.g. rm-demo0001).
     #[arg(long)]
     pub instance: String,
+    /// ClusterName: MongoDB sharded clusters only (sent on every DBS operation).
+    #[arg(long)]
+    pub cluster_name: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -153,6 +156,7 @@ pub async fn run(args: DbsCommand, settings: Settings) -> anyhow::Result<()> {
             let q = DescribeTasksQuery {
                 region: target.region,
                 instance: target.instance,
+                cluster_name: target.cluster_name,
                 state,
                 page_size,
                 page,
@@ -183,6 +187,7 @@ pub async fn run(args: DbsCommand, settings: Settings) -> anyhow::Result<()> {
                 .describe_download_backup_set_storage_info(
                     &target.region,
                     &target.instance,
+                    target.cluster_name.as_deref(),
                     &task_id,
                     duration,
                 )
@@ -197,14 +202,23 @@ pub async fn run(args: DbsCommand, settings: Settings) -> anyhow::Result<()> {
         }
         DbsCommand::Retry { target, task_id } => {
             let r = client
-                .retry_download_task(&target.region, &target.instance, &task_id)
+                .retry_download_task(
+                    &target.region,
+                    &target.instance,
+                    target.cluster_name.as_deref(),
+                    &task_id,
+                )
                 .await
                 .map_err(failed)?;
             print(json!({ "RequestId": r.request_id, "Retried": task_id }));
         }
         DbsCommand::Support { target } => {
             let r = client
-                .describe_download_support(&target.region, &target.instance)
+                .describe_download_support(
+                    &target.region,
+                    &target.instance,
+                    target.cluster_name.as_deref(),
+                )
                 .await
                 .map_err(failed)?;
             print(json!({ "RequestId": r.request_id, "Supported": r.data }));

@@ -8,7 +8,9 @@
 //! client is pointed at it with the simulator's demo key pair, the ten demo instances and
 //! a handful of demo requests are seeded (with idempotency keys, so a restart does not
 //! duplicate them), and progress is logged until every demo job has finished. Watch it from
-//! another terminal with `dbs-archiver jobs watch`.
+//! another terminal with `dbs-archiver jobs watch`. The simulator keeps its tasks in a file
+//! next to the SQLite database (`<db>.sim.json`, or `--sim-state FILE`), so a restarted
+//! demo still finds the tasks its jobs are following.
 
 use crate::app::App;
 use crate::config::Settings;
@@ -30,6 +32,29 @@ pub struct ServeArgs {
     /// With --simulate: how many demo requests to seed (0 = none).
     #[arg(long, default_value_t = 12)]
     pub demo_requests: usize,
+    /// With --simulate: where the simulator keeps its tasks across restarts (default: next
+    /// to the SQLite database file, `<db>.sim.json`; with PostgreSQL or an in-memory
+    /// database, nowhere unless given).
+    #[arg(long)]
+    pub sim_state: Option<std::path::PathBuf>,
+}
+
+/// Where `serve --simulate` keeps the simulator's tasks: `--sim-state`, else
+/// `<sqlite file>.sim.json`, else nowhere (in memory).
+pub fn sim_state_path(
+    flag: Option<&std::path::Path>,
+    database_url: &str,
+) -> Option<std::path::PathBuf> {
+    if let Some(p) = flag {
+        return Some(p.to_path_buf());
+    }
+    if !database_url.starts_with("sqlite:") {
+        return None;
+    }
+    let db = crate::store::sqlite::database_path(database_url).ok()??;
+    let mut name = db.into_os_string();
+    name.push(".sim.json");
+    Some(name.into())
 }
 
 pub async fn run(args: ServeArgs, settings: Settings) -> anyhow::Result<()> {
@@ -41,10 +66,16 @@ pub async fn run(args: ServeArgs, settings: Settings) -> anyhow::Result<()> {
         anyhow::bail!("--sim-time-scale: must be a number > 0");
     }
     // A fresh seed per run: task ids of a restarted simulator must not repeat the ids of
-    // the previous one (which the database may still track).
-    let sim_config = SimConfig::demo()
+    // the previous one (which the database may still track). A saved state brings back
+    // its own seed and id sequence.
+    let mut sim_config = SimConfig::demo()
+        .with_mongodb(crate::sim::DEMO_REGION)
         .time_scale(args.sim_time_scale)
         .seed(rand::random());
+    if let Some(path) = sim_state_path(args.sim_state.as_deref(), &settings.database.url) {
+        tracing::info!(path = %path.display(), "simulator state kept across restarts");
+        sim_config = sim_config.state_file(path);
+    }
     let fleet = sim_config.fleet.clone();
     let sim = Simulator::start(sim_config, "127.0.0.1:0").await?;
     tracing::info!(endpoint = %sim.endpoint(), "simulated DBS running in-process (demo key pair)");
@@ -121,6 +152,10 @@ pub async fn seed_demo(
         let format = formats[k % formats.len()];
         let mut req = DownloadRequest::example_full(&inst.region, &inst.id, &set.id);
         req.bak_set_size = Some(set.size_bytes);
+        if inst.cluster_name.is_some() {
+            req.cluster_name = inst.cluster_name.clone();
+            req.is_cluster = Some("true".into());
+        }
         req.format = format;
         if k % 4 == 3 {
             req.target_type = TargetType::Oss;

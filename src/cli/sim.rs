@@ -33,9 +33,13 @@ pub struct SimArgs {
     /// Simulated seconds per real second (3600: an hour of task time per second).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
-    /// Fleet file (JSON or TOML); default: the demo fleet rm-demo0001 … rm-demo0010.
+    /// Fleet file (JSON or TOML); default: the demo fleet rm-demo0001 … rm-demo0010 plus
+    /// a MongoDB replica set (dds-demo0001) and sharded cluster (dds-demo0002).
     #[arg(long)]
     pub fleet: Option<PathBuf>,
+    /// Keep tasks in this file across restarts (reloaded at start).
+    #[arg(long)]
+    pub state_file: Option<PathBuf>,
     /// Seed for failures, faults and task ids.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -91,6 +95,7 @@ impl SimArgs {
     /// The simulator configuration these flags describe.
     pub fn to_config(&self) -> anyhow::Result<SimConfig> {
         let mut config = SimConfig::demo()
+            .with_mongodb(crate::sim::DEMO_REGION)
             .time_scale(self.time_scale)
             .seed(self.seed)
             .failure_probability(self.failure_probability)
@@ -104,6 +109,9 @@ impl SimArgs {
         }
         if let Some(path) = &self.fleet {
             config = config.fleet(Fleet::load(path).map_err(anyhow::Error::msg)?);
+        }
+        if let Some(path) = &self.state_file {
+            config = config.state_file(path.clone());
         }
         let mut d = if self.instant {
             Durations::instant()
@@ -225,7 +233,7 @@ mod tests {
         assert_eq!(c.keys.len(), 1);
         assert_eq!(c.keys[0].access_key_id, "AK");
         assert_eq!(c.time_scale, 120.0);
-        assert_eq!(c.fleet.instances.len(), 10);
+        assert_eq!(c.fleet.instances.len(), 12, "ten MySQL, two MongoDB");
     }
 
     #[test]

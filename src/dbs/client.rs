@@ -42,6 +42,8 @@ const MAX_INPROCESS_WAIT: Duration = Duration::from_secs(5);
 pub struct DbsClientConfig {
     /// Use this base URL for every region instead of the endpoint table.
     pub endpoint_override: Option<String>,
+    /// Public or VPC hosts from the endpoint table (when not overridden).
+    pub endpoint_kind: endpoints::EndpointKind,
     /// Same for RDS DescribeBackups.
     pub rds_endpoint_override: Option<String>,
     pub signature: SignatureVersion,
@@ -60,6 +62,7 @@ impl Default for DbsClientConfig {
     fn default() -> Self {
         Self {
             endpoint_override: None,
+            endpoint_kind: endpoints::EndpointKind::Public,
             rds_endpoint_override: None,
             signature: SignatureVersion::V3,
             connect_timeout: Duration::from_millis(5000),
@@ -77,6 +80,7 @@ impl DbsClientConfig {
         let non_empty = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_string());
         Self {
             endpoint_override: non_empty(&s.endpoint),
+            endpoint_kind: s.endpoint_kind,
             rds_endpoint_override: non_empty(&s.rds_endpoint),
             signature: s.signature,
             connect_timeout: Duration::from_millis(s.connect_timeout_ms),
@@ -349,6 +353,7 @@ impl DbsClient {
         )
         .param("RegionCode", &q.region)
         .param("InstanceName", &q.instance)
+        .opt("ClusterName", q.cluster_name.as_ref())
         .opt("State", q.state.as_ref())
         .opt("TaskType", q.task_type.as_ref())
         .opt("BackupSetId", q.backup_set_id.as_ref())
@@ -367,9 +372,16 @@ impl DbsClient {
                 request_id.clone(),
             )
         })?;
+        let mut page = wire::parse_task_page(data);
+        // The task object has no type field; a listing filtered by type tells it.
+        if let Some(kind) = &q.task_type {
+            for t in &mut page.tasks {
+                t.task_type = Some(kind.to_ascii_lowercase());
+            }
+        }
         Ok(Reply {
             request_id,
-            data: wire::parse_task_page(data),
+            data: page,
         })
     }
 
@@ -396,10 +408,13 @@ impl DbsClient {
         Ok(tasks)
     }
 
+    /// A fresh download URL of a finished URL-target task; `cluster_name` for MongoDB
+    /// sharded clusters (the API takes it on every download operation).
     pub async fn describe_download_backup_set_storage_info(
         &self,
         region: &str,
         instance: &str,
+        cluster_name: Option<&str>,
         task_id: &str,
         duration_seconds: u32,
     ) -> Result<Reply<StorageInfo>, DbsError> {
@@ -421,6 +436,7 @@ impl DbsClient {
         )
         .param("RegionCode", region)
         .opt("InstanceName", Some(instance))
+        .opt("ClusterName", cluster_name)
         .param("TaskId", task_id)
         .param("Duration", duration_seconds.to_string());
         let parsed = self.execute(&call).await?;
@@ -443,6 +459,7 @@ impl DbsClient {
         &self,
         region: &str,
         instance: &str,
+        cluster_name: Option<&str>,
         task_id: &str,
     ) -> Result<Reply<()>, DbsError> {
         check_region(region)?;
@@ -457,7 +474,8 @@ impl DbsClient {
         )
         .param("RegionCode", region)
         .param("TaskId", task_id)
-        .opt("InstanceName", Some(instance));
+        .opt("InstanceName", Some(instance))
+        .opt("ClusterName", cluster_name);
         let parsed = self.execute(&call).await?;
         Ok(Reply {
             request_id: parsed.envelope.request_id,
@@ -470,6 +488,7 @@ impl DbsClient {
         &self,
         region: &str,
         instance: &str,
+        cluster_name: Option<&str>,
     ) -> Result<Reply<bool>, DbsError> {
         check_region(region)?;
         if instance.trim().is_empty() {
@@ -482,7 +501,8 @@ impl DbsClient {
             Idempotency::Read,
         )
         .param("RegionCode", region)
-        .param("InstanceName", instance);
+        .param("InstanceName", instance)
+        .opt("ClusterName", cluster_name);
         let parsed = self.execute(&call).await?;
         let request_id = parsed.envelope.request_id.clone();
         match wire::field(&parsed.body, &["Data", "data"]).and_then(wire::as_bool) {
@@ -658,7 +678,7 @@ impl DbsClient {
         let (overridden, host) = match call.product {
             Product::Dbs => (
                 &self.inner.dbs_override,
-                endpoints::dbs_host(&call.region).map(str::to_string),
+                endpoints::dbs_endpoint(&call.region, self.inner.config.endpoint_kind),
             ),
             Product::Rds => {
                 check_region(&call.region)?;

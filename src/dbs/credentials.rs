@@ -347,6 +347,7 @@ mod tests {
     fn settings() -> DbsSettings {
         DbsSettings {
             endpoint: String::new(),
+            endpoint_kind: Default::default(),
             rds_endpoint: String::new(),
             signature: Default::default(),
             access_key_id: String::new(),

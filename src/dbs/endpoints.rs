@@ -1,12 +1,41 @@
 //! Endpoint tables (dbs-api.md §1, §5.4). Explicit, with no generic fallback: the SDK's
 //! generic rule builds `dbs.<region>.aliyuncs.com`, which is the wrong host.
+//!
+//! The table follows the latest public endpoint list (Nov 2024), which gives
+//! cn-zhangjiakou its own host and adds cn-wulanchabu, where the SDK map still sends
+//! Zhangjiakou to Hangzhou and lacks Ulanqab (dbs-api.md §1, §11.6).
+
+use serde::{Deserialize, Serialize};
+
+/// Which address of the DBS API to call (`dbs.endpoint_kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointKind {
+    /// `dbs-api.<region>.aliyuncs.com`, reachable from anywhere.
+    #[default]
+    Public,
+    /// `dbs-api-vpc.<region>.aliyuncs.com`, reachable only from inside an Alibaba Cloud
+    /// VPC of that region; keeps API traffic off the internet.
+    Vpc,
+}
+
+/// The DBS 2021-01-01 host for an instance region and endpoint kind, or `None` when we do
+/// not know the region. A VPC host is the VPC address of the region's public host (the
+/// documented `dbs-api-vpc.<region>` pattern applied to the serving region; the docs do
+/// not list VPC hosts region by region).
+pub fn dbs_endpoint(region: &str, kind: EndpointKind) -> Option<String> {
+    let public = dbs_host(region)?;
+    Some(match kind {
+        EndpointKind::Public => public.to_string(),
+        EndpointKind::Vpc => public.replacen("dbs-api.", "dbs-api-vpc.", 1),
+    })
+}
 
 /// Public DBS 2021-01-01 host for an instance region, or `None` when we do not know it.
 pub fn dbs_host(region: &str) -> Option<&'static str> {
     Some(match region {
         "cn-qingdao"
         | "cn-beijing"
-        | "cn-zhangjiakou"
         | "cn-hangzhou"
         | "cn-shanghai"
         | "cn-shenzhen"
@@ -16,6 +45,8 @@ pub fn dbs_host(region: &str) -> Option<&'static str> {
         | "cn-hangzhou-finance"
         | "cn-shanghai-finance-1"
         | "cn-shenzhen-finance-1" => "dbs-api.cn-hangzhou.aliyuncs.com",
+        "cn-zhangjiakou" => "dbs-api.cn-zhangjiakou.aliyuncs.com",
+        "cn-wulanchabu" => "dbs-api.cn-wulanchabu.aliyuncs.com",
         "cn-chengdu" => "dbs-api.cn-chengdu.aliyuncs.com",
         "cn-huhehaote" => "dbs-api.cn-huhehaote.aliyuncs.com",
         "ap-southeast-1" => "dbs-api.ap-southeast-1.aliyuncs.com",
@@ -91,6 +122,31 @@ mod tests {
             Some("dbs-api.cn-chengdu.aliyuncs.com")
         );
         assert_eq!(dbs_host("xx-nowhere-1"), None);
+    }
+
+    #[test]
+    fn latest_endpoint_list_and_vpc_hosts() {
+        assert_eq!(
+            dbs_host("cn-zhangjiakou"),
+            Some("dbs-api.cn-zhangjiakou.aliyuncs.com")
+        );
+        assert_eq!(
+            dbs_host("cn-wulanchabu"),
+            Some("dbs-api.cn-wulanchabu.aliyuncs.com")
+        );
+        assert_eq!(
+            dbs_endpoint("cn-wulanchabu", EndpointKind::Vpc).as_deref(),
+            Some("dbs-api-vpc.cn-wulanchabu.aliyuncs.com")
+        );
+        assert_eq!(
+            dbs_endpoint("cn-beijing", EndpointKind::Vpc).as_deref(),
+            Some("dbs-api-vpc.cn-hangzhou.aliyuncs.com")
+        );
+        assert_eq!(
+            dbs_endpoint("cn-beijing", EndpointKind::Public).as_deref(),
+            Some("dbs-api.cn-hangzhou.aliyuncs.com")
+        );
+        assert_eq!(dbs_endpoint("xx-nowhere-1", EndpointKind::Vpc), None);
     }
 
     #[test]

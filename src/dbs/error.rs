@@ -24,6 +24,17 @@ pub enum DbsErrorKind {
 }
 
 impl DbsErrorKind {
+    /// Every kind, for zero-valued metric series at start-up.
+    pub const ALL: [DbsErrorKind; 7] = [
+        DbsErrorKind::AlreadySubmitted,
+        DbsErrorKind::InstanceBusy,
+        DbsErrorKind::Throttled,
+        DbsErrorKind::Transient,
+        DbsErrorKind::Ambiguous,
+        DbsErrorKind::NotFound,
+        DbsErrorKind::Permanent,
+    ];
+
     /// Low-cardinality label for metrics.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -77,6 +77,10 @@ pub struct DownloadTask {
     pub progress: Option<String>,
     /// UNIX ms.
     pub gmt_create: Option<i64>,
+    /// `full` or `pitr` when known: the task object carries no type, so this is set only
+    /// from a listing filtered by `TaskType` ([`crate::dbs::DbsClient::list_download_tasks`]).
+    #[serde(default)]
+    pub task_type: Option<String>,
 }
 
 /// A successful reply: the data and the cloud's RequestId.
@@ -91,6 +95,8 @@ pub struct Reply<T> {
 pub struct DescribeTasksQuery {
     pub region: String,
     pub instance: String,
+    /// `ClusterName`: MongoDB sharded clusters only (dbs-api.md §4.1).
+    pub cluster_name: Option<String>,
     pub state: Option<String>,
     pub task_type: Option<String>,
     pub backup_set_id: Option<String>,

@@ -126,6 +126,7 @@ pub(crate) fn parse_task(v: &Value, default_status: RemoteTaskStatus) -> Option<
         target_path: str_field(v, &["TargetPath", "targetPath"]),
         progress: str_field(v, &["Progress", "progress"]),
         gmt_create: i64_field(v, &["GmtCreate", "gmtCreate"]),
+        task_type: None,
     })
 }
 

@@ -100,14 +100,12 @@ fn check_time(
     tolerance: std::time::Duration,
     now: DateTime<Utc>,
 ) -> Result<(), Rejection> {
-    let t = DateTime::parse_from_rfc3339(value)
-        .map_err(|_| {
-            Rejection::with_message(
-                "InvalidTimeStamp.Format",
-                format!("Specified time stamp or date value is not well formatted: {value:?}, expected yyyy-MM-ddTHH:mm:ssZ."),
-            )
-        })?
-        .with_timezone(&Utc);
+    let t = parse_acs_date(value).ok_or_else(|| {
+        Rejection::with_message(
+            "InvalidTimeStamp.Format",
+            format!("Specified time stamp or date value is not well formatted: {value:?}, expected yyyy-MM-ddTHH:mm:ssZ."),
+        )
+    })?;
     let skew = (now - t).num_milliseconds().unsigned_abs();
     if skew > tolerance.as_millis() as u64 {
         return Err(Rejection::with_message(
@@ -121,6 +119,31 @@ fn check_time(
     }
     Ok(())
 }
+
+/// The one documented form, `yyyy-MM-ddTHH:mm:ssZ` (dbs-api.md §6): UTC with a literal
+/// `Z`, no fractional seconds, no offset — as strict as the gateway, so a client that
+/// sends anything else fails here and not first in production.
+pub fn parse_acs_date(value: &str) -> Option<DateTime<Utc>> {
+    let b = value.as_bytes();
+    let shape_ok = b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        });
+    if !shape_ok {
+        return None;
+    }
+    chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%SZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// Headers the V3 signature must cover (besides `x-acs-security-token` when sent): the
+/// date and the nonce, so neither can be replayed or altered without breaking it.
+pub const MUST_SIGN: [&str; 2] = ["x-acs-date", "x-acs-signature-nonce"];
 
 fn find_key<'a>(keys: &'a [SimKey], id: &str) -> Result<&'a SimKey, Rejection> {
     keys.iter()
@@ -174,6 +197,12 @@ fn verify_v3(
         return Err(Rejection::with_message(
             "IncompleteSignature",
             format!("SignedHeaders lists {missing:?}, which the request does not carry."),
+        ));
+    }
+    if let Some(unsigned) = MUST_SIGN.iter().find(|h| !signed.contains(h)) {
+        return Err(Rejection::with_message(
+            "IncompleteSignature",
+            format!("{unsigned} must be a signed header."),
         ));
     }
     if req.header("x-acs-security-token").is_some() && !signed.contains(&"x-acs-security-token") {
@@ -356,6 +385,57 @@ mod tests {
         body.body = b"x".to_vec();
         let e = authenticate(&body, &keys, TOL, at("2024-01-01T00:00:00Z")).unwrap_err();
         assert!(e.message.contains("x-acs-content-sha256"));
+    }
+
+    #[test]
+    fn dates_only_in_the_documented_form() {
+        let ok = parse_acs_date("2024-01-01T00:00:00Z").unwrap();
+        assert_eq!(ok, at("2024-01-01T00:00:00Z"));
+        for bad in [
+            "2024-01-01T00:00:00.000Z",
+            "2024-01-01T00:00:00+00:00",
+            "2024-01-01T00:00:00z",
+            "2024-01-01 00:00:00Z",
+            "2024-1-01T00:00:00Z",
+            "2024-01-01T00:00Z",
+            "2024-13-01T00:00:00Z",
+            "Mon, 01 Jan 2024 00:00:00 GMT",
+        ] {
+            assert!(parse_acs_date(bad).is_none(), "{bad}");
+        }
+        let keys = [SimKey::access_key("testid", "testsecret")];
+        let req = v3_request("2024-01-01T00:00:00.000Z", None, "testid");
+        let e = authenticate(&req, &keys, TOL, at("2024-01-01T00:00:00Z")).unwrap_err();
+        assert_eq!(e.code, "InvalidTimeStamp.Format");
+    }
+
+    #[test]
+    fn date_and_nonce_must_be_signed() {
+        let keys = [SimKey::access_key("testid", "testsecret")];
+        let now = at("2024-01-01T00:00:00Z");
+        for skip in MUST_SIGN {
+            let mut req = v3_request("2024-01-01T00:00:00Z", None, "testid");
+            // Re-sign without `skip` in SignedHeaders.
+            let headers: Vec<(String, String)> = req
+                .headers
+                .iter()
+                .filter(|(k, _)| k != "authorization" && k != skip)
+                .cloned()
+                .collect();
+            let input = V3Input {
+                method: "POST",
+                path: "/",
+                query: &req.query,
+                headers: &headers,
+                payload_hash: signing::EMPTY_SHA256,
+            };
+            let auth = signing::v3_authorization("testid", "testsecret", &input);
+            req.headers.retain(|(k, _)| k != "authorization");
+            req.headers.push(("authorization".into(), auth));
+            let e = authenticate(&req, &keys, TOL, now).unwrap_err();
+            assert_eq!(e.code, "IncompleteSignature", "{skip}");
+            assert!(e.message.contains(skip), "{}", e.message);
+        }
     }
 
     #[test]

@@ -17,6 +17,12 @@ pub const DEMO_ACCESS_KEY_ID: &str = "LTAI5tDemoAccessKeyId";
 pub const DEMO_ACCESS_KEY_SECRET: &str = "DemoAccessKeySecretForTheSimulator";
 /// Region of the built-in demo fleet.
 pub const DEMO_REGION: &str = "cn-hangzhou";
+/// The demo MongoDB replica set ([`SimConfig::with_mongodb`]).
+pub const DEMO_MONGO_REPLICA_SET: &str = "dds-demo0001";
+/// The demo MongoDB sharded cluster ([`SimConfig::with_mongodb`]).
+pub const DEMO_MONGO_SHARDED: &str = "dds-demo0002";
+/// The `ClusterName` of [`DEMO_MONGO_SHARDED`].
+pub const DEMO_MONGO_CLUSTER_NAME: &str = "dds-demo0002-cluster";
 
 /// One key pair the simulator's gateway accepts: the client's own credentials type, so the
 /// secret never prints and an STS key carries the token its requests must present.
@@ -80,6 +86,10 @@ pub struct InstanceSpec {
     /// (e.g. `DBS.DownloadTask.InstanceVersionNotSupport`).
     #[serde(default)]
     pub reject_with: Option<String>,
+    /// MongoDB sharded clusters only: the `ClusterName` the cluster answers to. A MongoDB
+    /// instance without it is a replica set.
+    #[serde(default)]
+    pub cluster_name: Option<String>,
 }
 
 fn default_engine() -> String {
@@ -87,6 +97,15 @@ fn default_engine() -> String {
 }
 
 impl InstanceSpec {
+    pub fn is_mongodb(&self) -> bool {
+        self.engine.eq_ignore_ascii_case("mongodb")
+    }
+
+    /// A MongoDB sharded cluster (it has a cluster name).
+    pub fn is_sharded_cluster(&self) -> bool {
+        self.is_mongodb() && self.cluster_name.is_some()
+    }
+
     /// Engines DBS advanced download supports (dbs-api.md §2).
     pub fn engine_supported(&self) -> bool {
         ["mysql", "postgresql", "polardb", "mongodb"]
@@ -229,6 +248,10 @@ pub struct Quirks {
     pub success_capitalized: bool,
     /// `Format` in lower case (`csv`), as in the XML example.
     pub lowercase_format: bool,
+    /// Point-in-time tasks report the end time of the backup they start from as
+    /// `BackupSetTime`, not the requested `DownloadPointInTime` (the docs do not promise
+    /// the echo; adoption must not depend on it).
+    pub pitr_reports_base_backup_time: bool,
 }
 
 /// Everything a simulator instance needs. Build with [`SimConfig::demo`] and the builder
@@ -264,6 +287,10 @@ pub struct SimConfig {
     /// Wall clock for task creation times and lifecycle (signature dates are always
     /// checked against the real clock, since clients sign with it).
     pub clock: DynClock,
+    /// Keep the tasks in this file (written after every change, reloaded at start), so a
+    /// restarted simulator still knows the tasks it created, as the cloud would. `None`:
+    /// in memory only (tests, benchmarks).
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl SimConfig {
@@ -287,6 +314,7 @@ impl SimConfig {
             quirks: Quirks::default(),
             seed: 1,
             clock: Arc::new(SystemClock),
+            state_file: None,
         }
         .with_instances(DEMO_REGION, "rm-demo", 10)
     }
@@ -303,6 +331,29 @@ impl SimConfig {
                 region: region.to_string(),
                 engine: default_engine(),
                 reject_with: None,
+                cluster_name: None,
+            });
+        }
+        self
+    }
+
+    /// Add the MongoDB pair of the demo: the replica set [`DEMO_MONGO_REPLICA_SET`] and the
+    /// sharded cluster [`DEMO_MONGO_SHARDED`] (cluster name [`DEMO_MONGO_CLUSTER_NAME`]),
+    /// each with three daily full backups, so the MongoDB-only parameters can be exercised.
+    pub fn with_mongodb(mut self, region: &str) -> Self {
+        let now = self.clock.now();
+        for (id, cluster) in [
+            (DEMO_MONGO_REPLICA_SET, None),
+            (DEMO_MONGO_SHARDED, Some(DEMO_MONGO_CLUSTER_NAME)),
+        ] {
+            let ordinal = self.fleet.instances.len() as i64 + 1;
+            self.fleet.instances.push(InstanceSpec {
+                backup_sets: daily_backups(ordinal, now, 3),
+                id: id.to_string(),
+                region: region.to_string(),
+                engine: "MongoDB".into(),
+                reject_with: None,
+                cluster_name: cluster.map(str::to_string),
             });
         }
         self
@@ -384,6 +435,12 @@ impl SimConfig {
 
     pub fn max_page_size(mut self, n: u32) -> Self {
         self.max_page_size = n;
+        self
+    }
+
+    /// Persist tasks in `path` ([`SimConfig::state_file`]).
+    pub fn state_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.state_file = Some(path.into());
         self
     }
 

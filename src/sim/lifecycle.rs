@@ -15,7 +15,7 @@ pub struct Phase {
 }
 
 /// Inputs that fix a task's fate when it (re)starts.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fate {
     /// `Some(f)`: fails after `f` of the running phase (0 ≤ f < 1).
     pub fail_at: Option<f64>,

@@ -27,7 +27,8 @@ mod wire;
 
 pub use config::{
     BackupSetSpec, Durations, Fleet, InstanceSpec, Quirks, SimConfig, SimKey, DEMO_ACCESS_KEY_ID,
-    DEMO_ACCESS_KEY_SECRET, DEMO_REGION,
+    DEMO_ACCESS_KEY_SECRET, DEMO_MONGO_CLUSTER_NAME, DEMO_MONGO_REPLICA_SET, DEMO_MONGO_SHARDED,
+    DEMO_REGION,
 };
 pub use errors::{ErrorCode, BUSINESS_CODES, GATEWAY_CODES};
 pub use faults::{ErrorFault, FaultRule, Faults};
@@ -63,6 +64,7 @@ impl Simulator {
     /// background until [`SimHandle::shutdown`].
     pub async fn start(config: SimConfig, listen: &str) -> Result<SimHandle, StartError> {
         config.validate().map_err(StartError::Config)?;
+        let state = state::SimState::open(config).map_err(StartError::Config)?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -73,7 +75,7 @@ impl Simulator {
             addr: listen.to_string(),
             source,
         })?;
-        let shared = Arc::new(Shared::new(state::SimState::new(config)));
+        let shared = Arc::new(Shared::new(state));
         let router = server::router(shared.clone());
         let task = tokio::spawn(server::serve(listener, router, shared.shutdown.clone()));
         tracing::info!(%addr, "DBS simulator listening");

@@ -162,6 +162,7 @@ struct CallLog<'a> {
     version: &'a str,
     scheme: &'static str,
     instance: Option<String>,
+    cluster_name: Option<String>,
     request_id: &'a str,
 }
 
@@ -188,6 +189,7 @@ impl CallLog<'_> {
             version: self.version.to_string(),
             signature: self.scheme.to_string(),
             instance: self.instance.clone(),
+            cluster_name: self.cluster_name.clone(),
             task_id,
             code: code.to_string(),
             http_status,
@@ -307,6 +309,7 @@ async fn rpc(
             version: "",
             scheme: "none",
             instance: None,
+            cluster_name: None,
             request_id: &rid,
         };
         log.record(&mut shared.lock(), &e.code, e.http_status, None);
@@ -322,6 +325,7 @@ async fn rpc(
         .get("InstanceName")
         .or_else(|| params.get("DBInstanceId"))
         .map(str::to_string);
+    let cluster_name = params.get("ClusterName").map(str::to_string);
     let claimed = auth::claimed_action(&raw);
 
     let authed = match auth::authenticate(&raw, &shared.keys, shared.tolerance, chrono::Utc::now())
@@ -334,6 +338,7 @@ async fn rpc(
                 version: "",
                 scheme: "none",
                 instance,
+                cluster_name,
                 request_id: &rid,
             };
             log.record(&mut shared.lock(), &e.code, e.http_status, None);
@@ -350,6 +355,7 @@ async fn rpc(
         version: &authed.version,
         scheme: authed.scheme.as_str(),
         instance,
+        cluster_name,
         request_id: &rid,
     };
     let op = route(&authed.action, &authed.version);

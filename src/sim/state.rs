@@ -34,6 +34,20 @@ impl Params {
             .ok_or_else(|| Rejection::param(format!("{} can not be empty", camel(name))))
     }
 
+    /// An optional `true`/`false` parameter (any case); anything else is
+    /// `DBS.ParamIsInValid` naming it.
+    pub fn bool(&self, name: &str) -> Result<Option<bool>, Rejection> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) if v.trim().eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(v) if v.trim().eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(v) => Err(Rejection::param(format!(
+                "{} is invalid: {v:?}, must be true or false",
+                camel(name)
+            ))),
+        }
+    }
+
     /// An optional integer parameter; garbage is `DBS.ParamIsInValid` naming it.
     pub fn int(&self, name: &str) -> Result<Option<i64>, Rejection> {
         match self.get(name) {
@@ -63,6 +77,9 @@ pub struct TaskView {
     pub task_id: String,
     pub region: String,
     pub instance: String,
+    /// MongoDB sharded clusters: the cluster the task belongs to.
+    #[serde(default)]
+    pub cluster_name: Option<String>,
     /// `full` or `pitr`.
     pub bak_set_type: String,
     pub bak_set_id: Option<String>,
@@ -95,11 +112,14 @@ impl TaskView {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Task {
     id: String,
     region: String,
     instance: String,
+    /// MongoDB sharded clusters: the `ClusterName` the task was created for.
+    #[serde(default)]
+    cluster_name: Option<String>,
     bak_set_type: String,
     bak_set_id: Option<String>,
     point_in_time_ms: Option<i64>,
@@ -147,6 +167,7 @@ impl Task {
             task_id: self.id.clone(),
             region: self.region.clone(),
             instance: self.instance.clone(),
+            cluster_name: self.cluster_name.clone(),
             bak_set_type: self.bak_set_type.clone(),
             bak_set_id: self.bak_set_id.clone(),
             backup_set_time_ms: self.backup_set_time_ms,
@@ -169,6 +190,7 @@ impl Task {
     fn same_request(&self, other: &Task) -> bool {
         self.region == other.region
             && self.instance == other.instance
+            && self.cluster_name == other.cluster_name
             && self.bak_set_type == other.bak_set_type
             && self.bak_set_id == other.bak_set_id
             && self.point_in_time_ms == other.point_in_time_ms
@@ -206,6 +228,21 @@ pub struct StorageInfo {
     pub private_url: String,
     pub expiration_ms: i64,
 }
+
+/// What [`SimConfig::state_file`] holds: the tasks and what keeps ids and simulated time
+/// continuous across a restart.
+#[derive(Debug, Serialize, Deserialize)]
+struct Snapshot {
+    /// Bumped when the layout changes incompatibly.
+    version: u32,
+    seed: u64,
+    next_task: u64,
+    saved_wall_ms: i64,
+    saved_virt_ms: i64,
+    tasks: Vec<Task>,
+}
+
+const SNAPSHOT_VERSION: u32 = 1;
 
 /// The mutable heart of the simulator. Guarded by one mutex in the server.
 #[derive(Debug)]
@@ -262,6 +299,67 @@ impl SimState {
         }
     }
 
+    /// [`SimState::new`], then the tasks of `config.state_file` if it exists. Simulated
+    /// time picks up where it stopped plus the wall time since (the cloud keeps working
+    /// while we are down); task ids continue the saved sequence.
+    pub fn open(config: SimConfig) -> Result<Self, String> {
+        let path = config.state_file.clone();
+        let mut st = Self::new(config);
+        let Some(path) = path else { return Ok(st) };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(st),
+            Err(e) => return Err(format!("state_file {}: {e}", path.display())),
+        };
+        let snap: Snapshot = serde_json::from_str(&text)
+            .map_err(|e| format!("state_file {}: not a simulator state: {e}", path.display()))?;
+        if snap.version != SNAPSHOT_VERSION {
+            return Err(format!(
+                "state_file {}: version {} is not {SNAPSHOT_VERSION}; move it away to start afresh",
+                path.display(),
+                snap.version
+            ));
+        }
+        st.config.seed = snap.seed;
+        st.next_task = snap.next_task;
+        let down_ms = (st.wall_ms() - snap.saved_wall_ms).max(0) as f64;
+        st.offset_virt_ms = snap.saved_virt_ms + (down_ms * st.config.time_scale) as i64;
+        for task in snap.tasks {
+            st.task_index.insert(task.id.clone(), st.tasks.len());
+            st.by_instance
+                .entry(task.instance.clone())
+                .or_default()
+                .push(st.tasks.len());
+            st.tasks.push(task);
+        }
+        Ok(st)
+    }
+
+    /// Write the tasks to `config.state_file` (if set): a temporary file renamed over
+    /// the old one, so a crash leaves the previous state or the new one, never half.
+    /// Failure is logged, not fatal: the simulator keeps serving from memory.
+    pub fn persist(&self) {
+        let Some(path) = &self.config.state_file else {
+            return;
+        };
+        let snap = Snapshot {
+            version: SNAPSHOT_VERSION,
+            seed: self.config.seed,
+            next_task: self.next_task,
+            saved_wall_ms: self.wall_ms(),
+            saved_virt_ms: self.virt_ms(),
+            tasks: self.tasks.clone(),
+        };
+        let write = || -> std::io::Result<()> {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, serde_json::to_vec(&snap)?)?;
+            std::fs::rename(&tmp, path)
+        };
+        if let Err(e) = write() {
+            tracing::warn!(path = %path.display(), error = %e, "could not save the simulator state");
+        }
+    }
+
     /// Wall-clock UNIX ms from the configured clock.
     pub fn wall_ms(&self) -> i64 {
         self.config.clock.now().timestamp_millis()
@@ -276,6 +374,7 @@ impl SimState {
     /// Jump simulated time forward (tests, `POST /__sim/advance`).
     pub fn advance(&mut self, by: std::time::Duration) {
         self.offset_virt_ms += by.as_millis() as i64;
+        self.persist();
     }
 
     /// The fault settings and the seeded RNG they draw from, borrowed together.
@@ -456,6 +555,8 @@ impl SimState {
         if !inst.engine_supported() {
             return Err(Rejection::of("DBS.DownloadTask.DbTypeNotSupport"));
         }
+        check_mongodb_params(p, &inst)?;
+        let cluster_name = check_cluster(p, &inst, true)?;
         if let Some(b) = &bucket {
             if self.config.fleet.forbidden_buckets.contains(b) {
                 return Err(Rejection::of("DBS.DownloadTask.OssForbid"));
@@ -485,7 +586,12 @@ impl SimState {
                 if pit > wall {
                     return Err(Rejection::of("DBS.DownloadTask.BakSetError"));
                 }
-                (base.size_bytes, base.tables, pit)
+                let reported = if self.config.quirks.pitr_reports_base_backup_time {
+                    base.end_time.timestamp_millis()
+                } else {
+                    pit
+                };
+                (base.size_bytes, base.tables, reported)
             }
             (None, None) => unreachable!("full or pitr checked above"),
         };
@@ -496,6 +602,7 @@ impl SimState {
             id: String::new(),
             region,
             instance: instance_id.clone(),
+            cluster_name,
             bak_set_type: bak_set_type.to_string(),
             bak_set_id,
             point_in_time_ms,
@@ -546,6 +653,7 @@ impl SimState {
         let active = self.active_count(&instance_id, now);
         let max = self.stats.max_active.entry(instance_id).or_default();
         *max = (*max).max(active);
+        self.persist();
         Ok(view)
     }
 
@@ -558,6 +666,10 @@ impl SimState {
                 return Ok(self.page(Vec::new(), 1, self.config.default_page_size));
             }
         }
+        let cluster = match self.instance(region, instance) {
+            Some(inst) => check_cluster(p, inst, false)?,
+            None => None,
+        };
         let state = p.get("State").map(RemoteTaskStatus::parse);
         let task_type = p.get("TaskType").map(str::to_ascii_lowercase);
         if let Some(t) = &task_type {
@@ -606,6 +718,7 @@ impl SimState {
         let mut matching: Vec<TaskView> = self
             .instance_tasks(instance)
             .filter(|t| t.region == region)
+            .filter(|t| cluster.is_none() || t.cluster_name == cluster)
             .filter(|t| {
                 p.get("BackupSetId")
                     .is_none_or(|b| t.bak_set_id.as_deref() == Some(b))
@@ -675,6 +788,7 @@ impl SimState {
         if task.region != region {
             return Err(Rejection::of("DBS.DownloadTask.CannotFind"));
         }
+        check_task_cluster(p, task)?;
         if task.target_type != "URL" {
             return Err(Rejection::of("DBS.DownloadTask.NotSupport"));
         }
@@ -714,6 +828,7 @@ impl SimState {
                 return Err(Rejection::of("DBS.DownloadTask.CannotFind"));
             }
         }
+        check_task_cluster(p, &self.tasks[idx])?;
         let now = self.virt_ms();
         let view = self.tasks[idx].view(&self.config.durations, now);
         if view.status() != RemoteTaskStatus::Failed {
@@ -729,7 +844,9 @@ impl SimState {
         t.started_virt = now;
         t.forced_fail = None;
         t.retries += 1;
-        Ok(t.view(&self.config.durations, now))
+        let view = t.view(&self.config.durations, now);
+        self.persist();
+        Ok(view)
     }
 
     /// DescribeDownloadSupport: whether the instance's engine supports advanced download.
@@ -739,6 +856,7 @@ impl SimState {
         let inst = self
             .instance(region, id)
             .ok_or_else(|| Rejection::of("Forbidden.InstanceNotFound"))?;
+        check_cluster(p, inst, false)?;
         Ok(inst.engine_supported() && inst.reject_with.is_none())
     }
 
@@ -821,6 +939,7 @@ impl SimState {
         }
         if phase.status != RemoteTaskStatus::Failed {
             self.tasks[idx].forced_fail = Some((now, phase.done));
+            self.persist();
         }
         Ok(self.tasks[idx].view(&self.config.durations, now))
     }
@@ -839,6 +958,9 @@ impl SimState {
                 n += 1;
             }
         }
+        if n > 0 {
+            self.persist();
+        }
         n
     }
 
@@ -846,6 +968,86 @@ impl SimState {
     pub fn reset_stats(&mut self) {
         self.stats = SimStats::default();
         self.log.clear();
+    }
+}
+
+/// The MongoDB-only parameters of CreateDownload (dbs-api.md §3.1, §3.4 notes):
+/// `PrimaryKeyTypeOnly`, `IsCluster` and `AdminDatabase` only on MongoDB instances; the
+/// flags `true`/`false`; `IsCluster` must describe the instance (sharded cluster or
+/// replica set); `AdminDatabase` a database name (1–64 characters without `/\. "$`,
+/// MongoDB's own rule). `UseZstd` and `IsPhysical` apply to every engine the docs name,
+/// so only their values are checked (which format `IsPhysical` is for is undocumented).
+fn check_mongodb_params(p: &Params, inst: &InstanceSpec) -> Result<(), Rejection> {
+    for name in ["PrimaryKeyTypeOnly", "IsCluster", "AdminDatabase"] {
+        if p.get(name).is_some() && !inst.is_mongodb() {
+            return Err(Rejection::param(format!(
+                "{} is only supported for MongoDB instances, {} is {}",
+                camel(name),
+                inst.id,
+                inst.engine
+            )));
+        }
+    }
+    for name in ["PrimaryKeyTypeOnly", "UseZstd", "IsPhysical"] {
+        p.bool(name)?;
+    }
+    if let Some(is_cluster) = p.bool("IsCluster")? {
+        if is_cluster != inst.is_sharded_cluster() {
+            return Err(Rejection::param(format!(
+                "isCluster is invalid: {is_cluster}, {} is {}",
+                inst.id,
+                if inst.is_sharded_cluster() {
+                    "a sharded cluster"
+                } else {
+                    "a replica set"
+                }
+            )));
+        }
+    }
+    if let Some(db) = p.get("AdminDatabase") {
+        if db.len() > 64 || db.chars().any(|c| "/\\. \"$".contains(c) || c.is_control()) {
+            return Err(Rejection::param(format!(
+                "adminDatabase is invalid: {db:?}, must be a MongoDB database name"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `ClusterName` against the instance: only MongoDB sharded clusters take it, and it
+/// must be theirs. `required` (CreateDownload): a sharded cluster's task must name its
+/// cluster; elsewhere it is an optional filter, checked when sent.
+fn check_cluster(
+    p: &Params,
+    inst: &InstanceSpec,
+    required: bool,
+) -> Result<Option<String>, Rejection> {
+    match (p.get("ClusterName"), &inst.cluster_name) {
+        (Some(_), _) if !inst.is_sharded_cluster() => Err(Rejection::param(format!(
+            "clusterName is only supported for MongoDB sharded clusters, {} is not one",
+            inst.id
+        ))),
+        (Some(got), Some(want)) if got != want => Err(Rejection::param(format!(
+            "clusterName is invalid: {got:?} is not the cluster name of {}",
+            inst.id
+        ))),
+        (Some(got), _) => Ok(Some(got.to_string())),
+        (None, Some(_)) if required => Err(Rejection::param(format!(
+            "clusterName can not be empty for the sharded cluster {}",
+            inst.id
+        ))),
+        (None, _) => Ok(None),
+    }
+}
+
+/// A `ClusterName` sent with a task id must be the task's cluster.
+fn check_task_cluster(p: &Params, task: &Task) -> Result<(), Rejection> {
+    match p.get("ClusterName") {
+        Some(got) if task.cluster_name.as_deref() != Some(got) => Err(Rejection::param(format!(
+            "clusterName is invalid: {got:?} is not the cluster of task {}",
+            task.id
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -65,6 +65,9 @@ pub struct LogEntry {
     pub signature: String,
     /// `InstanceName` / `DBInstanceId` when given.
     pub instance: Option<String>,
+    /// `ClusterName` when given (MongoDB sharded clusters).
+    #[serde(default)]
+    pub cluster_name: Option<String>,
     /// `TaskId` returned (CreateDownload) or asked about.
     pub task_id: Option<String>,
     pub code: String,
@@ -122,6 +125,7 @@ mod tests {
                 version: String::new(),
                 signature: "v3".into(),
                 instance: None,
+                cluster_name: None,
                 task_id: None,
                 code: "Success".into(),
                 http_status: 200,

@@ -42,6 +42,19 @@ impl Collector {
     /// baseline (jobs that existed before this process started are not "enqueued" now).
     pub async fn run_once(&mut self) -> Result<QueueSnapshot, StoreError> {
         let now = self.clock.now();
+        if self.watermark.is_none() {
+            // First round: cloud series for every region we will call, at 0.
+            let regions: std::collections::BTreeSet<String> = self
+                .store
+                .instance_list()
+                .await?
+                .into_iter()
+                .map(|i| i.key.region)
+                .collect();
+            for region in &regions {
+                m::zero_cloud_series(region);
+            }
+        }
         let after = self.watermark.unwrap_or(JobId::MAX);
         let snap = self.store.queue_snapshot(now, after).await?;
         for state in JobState::ALL {
@@ -65,6 +78,14 @@ impl Collector {
                         .increment(*n as u64);
                 }
             }
+        }
+        for schedule in self.store.schedule_list().await? {
+            let next = match (schedule.enabled, schedule.next_fire_time) {
+                (true, Some(t)) => t.timestamp() as f64,
+                _ => 0.0,
+            };
+            ::metrics::gauge!(m::SCHEDULE_NEXT_FIRE, "schedule" => schedule.spec.name.clone())
+                .set(next);
         }
         // Ids only grow; a pruned or empty table never moves the watermark back.
         self.watermark = Some(self.watermark.unwrap_or(0).max(snap.max_job_id));

@@ -50,6 +50,44 @@ pub const COLLECTOR_ERRORS: &str = "dbs_archiver_collector_errors_total";
 pub const API_REQUESTS: &str = "dbs_archiver_api_requests_total";
 /// Their latency, by `method` and `route`.
 pub const API_REQUEST_DURATION: &str = "dbs_archiver_api_request_duration_seconds";
+/// Next fire time of each schedule (UNIX seconds; 0 while paused), by `schedule` name
+/// (collector): schedules are few and named by the operator, so the name is a label.
+pub const SCHEDULE_NEXT_FIRE: &str = "dbs_archiver_schedule_next_fire_timestamp_seconds";
+/// Always 1, labelled with the `version` running: dashboards show it, alerts can compare.
+pub const BUILD_INFO: &str = "dbs_archiver_build_info";
+
+/// Every cloud action the client calls: the `action` label's values.
+pub const CLOUD_ACTIONS: [&str; 6] = [
+    "CreateDownload",
+    "DescribeDownloadTask",
+    "DescribeDownloadBackupSetStorageInfo",
+    "RetryDownloadTask",
+    "DescribeDownloadSupport",
+    "DescribeBackups",
+];
+
+/// State changes the worker makes (`from`, `to`): the dispatcher's outcomes of a claim
+/// and the tracker's terminal ones.
+pub const WORKER_TRANSITIONS: [(JobState, JobState); 5] = [
+    (JobState::Submitting, JobState::Running),
+    (JobState::Submitting, JobState::Queued),
+    (JobState::Submitting, JobState::Failed),
+    (JobState::Running, JobState::Succeeded),
+    (JobState::Running, JobState::Failed),
+];
+
+/// The `process_*` series (CPU, memory, file descriptors, threads, start time), read
+/// from the operating system at each scrape.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// Refresh what is sampled rather than counted (the `process_*` series); call before
+/// rendering a scrape.
+pub fn refresh() {
+    process_collector().collect();
+}
 
 /// Histogram buckets for every `_seconds` histogram: 5 ms (a cloud call) to 1 day (a big
 /// export), so the same buckets fit call latency, queue wait and job duration.
@@ -166,6 +204,15 @@ pub fn describe_all() {
         sched::MISFIRES,
         "Fire times found later than the misfire grace period."
     );
+    describe_gauge!(BUILD_INFO, "1, labelled with the running version.");
+    describe_gauge!(
+        SCHEDULE_NEXT_FIRE,
+        Unit::Seconds,
+        "Next fire time of each schedule (UNIX seconds; 0 while paused), by schedule."
+    );
+    ::metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    process_collector().describe();
+    refresh();
     for name in [
         EXPORTED_BYTES,
         LEASE_RESCUES,
@@ -175,6 +222,34 @@ pub fn describe_all() {
         sched::MISFIRES,
     ] {
         ::metrics::counter!(name).increment(0);
+    }
+    // Gauges the collector owns start at 0 until its first round.
+    for state in JobState::ALL {
+        ::metrics::gauge!(JOBS, "state" => state.as_str()).set(0.0);
+    }
+    for name in [
+        OLDEST_QUEUED_AGE,
+        INSTANCES_BLOCKED,
+        INSTANCE_BLOCKED_MAX_AGE,
+    ] {
+        ::metrics::gauge!(name).set(0.0);
+    }
+    // Histograms exist (with zero counts) once registered.
+    for name in [QUEUE_WAIT, sched::FIRE_LAG] {
+        let _ = ::metrics::histogram!(name);
+    }
+    for outcome in [JobState::Succeeded, JobState::Failed, JobState::Cancelled] {
+        let _ = ::metrics::histogram!(JOB_DURATION, "outcome" => outcome.as_str());
+    }
+    for action in CLOUD_ACTIONS {
+        let _ = ::metrics::histogram!(CLOUD_CALL_DURATION, "action" => action);
+    }
+    for kind in crate::dbs::DbsErrorKind::ALL {
+        ::metrics::counter!(DISPATCH_ERRORS, "kind" => kind.as_str()).increment(0);
+    }
+    for (from, to) in WORKER_TRANSITIONS {
+        ::metrics::counter!(JOB_TRANSITIONS, "from" => from.as_str(), "to" => to.as_str())
+            .increment(0);
     }
     for reason in crate::scheduler::model::SkipReason::ALL {
         ::metrics::counter!(sched::SKIPS, "reason" => *reason).increment(0);
@@ -193,6 +268,20 @@ pub fn describe_all() {
     ] {
         ::metrics::counter!(JOBS_ENQUEUED, "source" => source.as_str()).increment(0);
     }
+}
+
+/// Zero-valued cloud series for `region` (every action and result), so throttling and
+/// error-rate alerts see a series before the first call; the collector calls it for the
+/// regions of the registered instances.
+pub fn zero_cloud_series(region: &str) {
+    let results = std::iter::once("ok").chain(crate::dbs::DbsErrorKind::ALL.map(|k| k.as_str()));
+    for result in results {
+        for action in CLOUD_ACTIONS {
+            ::metrics::counter!(CLOUD_CALLS, "action" => action, "region" => region.to_string(), "result" => result)
+                .increment(0);
+        }
+    }
+    ::metrics::counter!(CLOUD_THROTTLED, "region" => region.to_string()).increment(0);
 }
 
 /// A job was created (the store calls this for api and schedule enqueues; the collector

@@ -11,7 +11,7 @@
 //! The decision for every cloud answer is the pure [`decide_error`] / [`decide_lookup`];
 //! `process` only performs the I/O around them.
 
-use super::reconcile::{self, find_blocker, find_match, remote_from_task};
+use super::reconcile::{self, find_blocker, find_match, remote_from_task, Match};
 use super::{chrono_dur, unit, InFlightGuard, WorkerContext};
 use crate::dbs::types::DownloadTask;
 use crate::dbs::{DbsError, DbsErrorKind};
@@ -175,13 +175,17 @@ pub fn decide_lookup(
     now: DateTime<Utc>,
     unit: f64,
 ) -> Decision {
-    if let Some(t) = find_match(&job.request, tasks) {
+    let found = find_match(job, tasks);
+    if let Some(t) = found.found() {
         return Decision::Running {
             task: t.clone(),
             request_id: cause.request_id.clone(),
             adopted: true,
             reason: format!("adopted existing task {} ({})", t.task_id, cause.code),
         };
+    }
+    if let Some(d) = ambiguous(job, &found, cause.request_id.clone()) {
+        return d;
     }
     match why {
         // The cloud says it exists but the list does not show it (yet): try again later,
@@ -225,6 +229,27 @@ pub fn decide_lookup(
             }
         },
     }
+}
+
+/// Several remote tasks could be the job's: block the instance until an operator looks
+/// (the job stays queued and reconciles again), rather than adopt the wrong one or submit
+/// a second download.
+pub fn ambiguous(job: &Job, found: &Match<'_>, request_id: Option<String>) -> Option<Decision> {
+    let why = found.ambiguity_reason(job)?;
+    Some(Decision::Block {
+        block: BlockInstance {
+            key: job.instance_key(),
+            task_id: None,
+            reason: why.clone(),
+            until: None,
+        },
+        error: JobError {
+            code: "Reconcile.Ambiguous".into(),
+            message: why,
+            request_id,
+        },
+        reason: "several remote tasks could be this job's: instance blocked".into(),
+    })
 }
 
 /// Counts of one dispatch round (for tests and logs).
@@ -504,15 +529,19 @@ pub async fn process(
         }
         if job.needs_reconcile {
             let now = ctx.clock.now();
-            match reconcile::list_recent(&ctx.client, &key, now, ctx.config.recent_window).await {
+            match reconcile::list_for_job(&ctx.client, &job, now, ctx.config.recent_window).await {
                 Ok(tasks) => {
-                    if let Some(t) = find_match(&job.request, &tasks) {
+                    let found = find_match(&job, &tasks);
+                    if let Some(t) = found.found() {
                         return Some(Decision::Running {
                             task: t.clone(),
                             request_id: None,
                             adopted: true,
                             reason: format!("reconciled: adopted task {}", t.task_id),
                         });
+                    }
+                    if let Some(d) = ambiguous(&job, &found, None) {
+                        return Some(d);
                     }
                     if job.attempts >= job.max_attempts {
                         return Some(Decision::Fail {
@@ -554,7 +583,8 @@ pub async fn process(
                 };
                 let now = ctx.clock.now();
                 ctx.gate.wait(&key.region).await;
-                match reconcile::list_recent(&ctx.client, &key, now, ctx.config.recent_window).await
+                match reconcile::list_for_job(&ctx.client, &job, now, ctx.config.recent_window)
+                    .await
                 {
                     Ok(tasks) => Some(decide_lookup(
                         &job,
@@ -595,9 +625,13 @@ async fn reconcile_now(ctx: &WorkerContext, job: &Job, cause: &DbsError) -> Opti
         }
         ctx.gate.wait(&key.region).await;
         let now = ctx.clock.now();
-        match reconcile::list_recent(&ctx.client, &key, now, ctx.config.recent_window).await {
+        match reconcile::list_for_job(&ctx.client, job, now, ctx.config.recent_window).await {
             Ok(tasks) => {
-                if let Some(t) = find_match(&job.request, &tasks) {
+                let found = find_match(job, &tasks);
+                if let Some(d) = ambiguous(job, &found, cause.request_id.clone()) {
+                    return Some(d);
+                }
+                if let Some(t) = found.found() {
                     return Some(Decision::Running {
                         task: t.clone(),
                         request_id: cause.request_id.clone(),

@@ -91,6 +91,7 @@ impl Maintenance {
             let tasks = match list_recent(
                 &self.ctx.client,
                 &inst.key,
+                None,
                 now,
                 self.ctx.config.recent_window,
             )

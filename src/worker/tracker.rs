@@ -200,6 +200,7 @@ pub fn group_query(key: &InstanceKey, jobs: &[Job]) -> DescribeTasksQuery {
     DescribeTasksQuery {
         region: key.region.clone(),
         instance: key.instance.clone(),
+        cluster_name: jobs.iter().find_map(|j| j.request.cluster_name.clone()),
         start_time_ms: earliest.map(|t| (t - chrono_dur(CLOCK_SLACK)).timestamp_millis()),
         page_size: PAGE_SIZE,
         page: 1,
@@ -512,6 +513,7 @@ async fn apply(
                     .describe_download_backup_set_storage_info(
                         &key.region,
                         &key.instance,
+                        job.request.cluster_name.as_deref(),
                         &task_id,
                         ctx.config.url_duration_seconds,
                     )
@@ -581,7 +583,12 @@ async fn apply(
             ctx.gate.wait(&key.region).await;
             match ctx
                 .client
-                .retry_download_task(&key.region, &key.instance, &task_id)
+                .retry_download_task(
+                    &key.region,
+                    &key.instance,
+                    job.request.cluster_name.as_deref(),
+                    &task_id,
+                )
                 .await
             {
                 Ok(reply) => {

@@ -98,6 +98,7 @@ impl Server {
 
 fn client_with(base: &str, signature: SignatureVersion, creds: Credentials) -> DbsClient {
     let config = DbsClientConfig {
+        endpoint_kind: Default::default(),
         endpoint_override: Some(base.to_string()),
         rds_endpoint_override: Some(base.to_string()),
         signature,
@@ -205,11 +206,11 @@ async fn sts_token_is_a_signed_header_in_v3_and_a_parameter_in_v2() {
     let (server, base) = Server::start().await;
     let creds = Credentials::access_key("STS.testid", SECRET).with_security_token("sts-token");
     client_with(&base, SignatureVersion::V3, creds.clone())
-        .describe_download_support("cn-hangzhou", "rm-1")
+        .describe_download_support("cn-hangzhou", "rm-1", None)
         .await
         .ok();
     client_with(&base, SignatureVersion::V2, creds)
-        .describe_download_support("cn-hangzhou", "rm-1")
+        .describe_download_support("cn-hangzhou", "rm-1", None)
         .await
         .ok();
     let seen = server.seen();
@@ -318,7 +319,7 @@ async fn reads_retry_transient_errors_writes_do_not() {
     server.reply(200, vec![], json!({"Success": "true", "Data": "true"}));
     let c = client(&base);
     assert!(
-        c.describe_download_support("cn-hangzhou", "rm-1")
+        c.describe_download_support("cn-hangzhou", "rm-1", None)
             .await
             .unwrap()
             .data
@@ -339,7 +340,7 @@ async fn reads_retry_transient_errors_writes_do_not() {
         json!({"RequestId": "p", "Code": "Forbidden.RAM", "Message": "no"}),
     );
     let err = c
-        .describe_download_support("cn-hangzhou", "rm-1")
+        .describe_download_support("cn-hangzhou", "rm-1", None)
         .await
         .unwrap_err();
     assert_eq!(err.kind, DbsErrorKind::Permanent);
@@ -387,7 +388,7 @@ async fn business_errors_and_throttling_reach_the_caller_classified() {
     server.reply(200, vec![], json!({"Success": "true", "Data": "false"}));
     let started = std::time::Instant::now();
     assert!(
-        !c.describe_download_support("cn-hangzhou", "rm-1")
+        !c.describe_download_support("cn-hangzhou", "rm-1", None)
             .await
             .unwrap()
             .data
@@ -412,7 +413,7 @@ async fn invalid_requests_never_leave_the_process() {
     let err = c.create_download(&req).await.unwrap_err();
     assert!(err.message.contains("download_point_in_time"), "{err}");
     let err = c
-        .describe_download_backup_set_storage_info("cn-hangzhou", "rm-1", "dt-1", 10)
+        .describe_download_backup_set_storage_info("cn-hangzhou", "rm-1", None, "dt-1", 10)
         .await
         .unwrap_err();
     assert!(err.message.contains("duration_seconds"), "{err}");
@@ -427,7 +428,7 @@ async fn unknown_region_without_override_names_the_region() {
     )
     .unwrap();
     let err = c
-        .describe_download_support("xx-nowhere-1", "rm-1")
+        .describe_download_support("xx-nowhere-1", "rm-1", None)
         .await
         .unwrap_err();
     assert_eq!(err.kind, DbsErrorKind::Permanent);
@@ -496,14 +497,14 @@ async fn timeout_after_send_is_ambiguous_for_writes_only() {
         "no URL in errors: {err}"
     );
     let err = c
-        .retry_download_task("cn-hangzhou", "rm-1", "dt-1")
+        .retry_download_task("cn-hangzhou", "rm-1", None, "dt-1")
         .await
         .unwrap_err();
     assert_eq!(err.kind, DbsErrorKind::Ambiguous);
     let before = requests.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(before, 2);
     let err = c
-        .describe_download_support("cn-hangzhou", "rm-1")
+        .describe_download_support("cn-hangzhou", "rm-1", None)
         .await
         .unwrap_err();
     assert_eq!(err.kind, DbsErrorKind::Transient);
@@ -569,12 +570,12 @@ async fn storage_info_and_retry() {
     );
     let c = client(&base);
     let info = c
-        .describe_download_backup_set_storage_info("cn-hangzhou", "rm-1", "dt-1", 7200)
+        .describe_download_backup_set_storage_info("cn-hangzhou", "rm-1", None, "dt-1", 7200)
         .await
         .unwrap();
     assert_eq!(info.data.expiration_time_ms, Some(1_661_329_050_000));
     let retried = c
-        .retry_download_task("cn-hangzhou", "rm-1", "dt-1")
+        .retry_download_task("cn-hangzhou", "rm-1", None, "dt-1")
         .await
         .unwrap();
     assert_eq!(retried.request_id.as_deref(), Some("rt"));
@@ -613,4 +614,47 @@ fn config_from_settings_maps_every_key() {
     );
     assert_eq!(c.signature, SignatureVersion::V2);
     assert_eq!(c.burst, 3);
+}
+
+/// The endpoint table decides the host when nothing overrides it: the latest public list
+/// (cn-zhangjiakou and cn-wulanchabu have their own hosts), or their VPC addresses.
+#[test]
+fn endpoint_kind_picks_public_or_vpc_hosts() {
+    let make = |kind: endpoints::EndpointKind| {
+        DbsClient::new(
+            DbsClientConfig {
+                endpoint_kind: kind,
+                ..Default::default()
+            },
+            Arc::new(StaticCredentials(Credentials::access_key(AK, SECRET))),
+        )
+        .unwrap()
+    };
+    let host = |c: &DbsClient, region: &str| {
+        let call = Call::new(
+            Product::Dbs,
+            "DescribeDownloadTask",
+            region,
+            Idempotency::Read,
+        );
+        c.base_url(&call).unwrap().to_string()
+    };
+    let public = make(endpoints::EndpointKind::Public);
+    let vpc = make(endpoints::EndpointKind::Vpc);
+    assert_eq!(
+        host(&public, "cn-zhangjiakou"),
+        "https://dbs-api.cn-zhangjiakou.aliyuncs.com/"
+    );
+    assert_eq!(
+        host(&public, "cn-wulanchabu"),
+        "https://dbs-api.cn-wulanchabu.aliyuncs.com/"
+    );
+    assert_eq!(
+        host(&vpc, "cn-wulanchabu"),
+        "https://dbs-api-vpc.cn-wulanchabu.aliyuncs.com/"
+    );
+    assert_eq!(
+        host(&vpc, "cn-shanghai"),
+        "https://dbs-api-vpc.cn-hangzhou.aliyuncs.com/"
+    );
 }

@@ -10,7 +10,9 @@ mod lock;
 mod quarantine;
 mod rows;
 mod schedules;
+mod watch;
 
+pub(crate) use lock::database_path;
 pub use lock::{acquire_process_lock, ProcessLock};
 
 use super::sql::{
@@ -41,6 +43,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteStore {
     pub(crate) pool: sqlx::SqlitePool,
     notify: Arc<tokio::sync::Notify>,
+    /// Stops the change watcher (`watch`) when the last handle drops.
+    _watch: Arc<tokio_util::sync::DropGuard>,
 }
 
 fn lease_until(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
@@ -59,11 +63,15 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(watch::run(options, notify.clone(), stop.clone()));
         Ok(Self {
             pool,
-            notify: Arc::new(tokio::sync::Notify::new()),
+            notify,
+            _watch: Arc::new(stop.drop_guard()),
         })
     }
 

@@ -9,6 +9,7 @@ mod downloads;
 mod fuzz;
 mod health;
 mod instances;
+mod openapi;
 mod schedules;
 mod status_page;
 mod validation;

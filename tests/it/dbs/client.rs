@@ -35,7 +35,7 @@ fn config_for(sim: &SimHandle, signature: SignatureVersion) -> DbsClientConfig {
     }
 }
 
-fn client(sim: &SimHandle) -> DbsClient {
+pub(super) fn client(sim: &SimHandle) -> DbsClient {
     DbsClient::new(
         config_for(sim, SignatureVersion::V3),
         sim.credentials_provider(),
@@ -51,7 +51,7 @@ fn client_with(sim: &SimHandle, creds: Credentials) -> DbsClient {
     .unwrap()
 }
 
-fn set_of(config: &SimConfig, instance: &str, n: usize) -> String {
+pub(super) fn set_of(config: &SimConfig, instance: &str, n: usize) -> String {
     config
         .fleet
         .instances
@@ -123,7 +123,13 @@ async fn a_download_is_created_and_followed_to_its_url_with_both_signatures() {
 
         sim.advance(Duration::from_secs(3600));
         let info = client
-            .describe_download_backup_set_storage_info(REGION, "rm-demo0001", &task.task_id, 3600)
+            .describe_download_backup_set_storage_info(
+                REGION,
+                "rm-demo0001",
+                None,
+                &task.task_id,
+                3600,
+            )
             .await
             .unwrap()
             .data;
@@ -224,14 +230,14 @@ async fn the_rules_themselves_produce_their_codes() {
     );
     assert!(
         !client
-            .describe_download_support(REGION, "rm-demo0008")
+            .describe_download_support(REGION, "rm-demo0008", None)
             .await
             .unwrap()
             .data
     );
     assert!(
         client
-            .describe_download_support(REGION, "rm-demo0004")
+            .describe_download_support(REGION, "rm-demo0004", None)
             .await
             .unwrap()
             .data
@@ -251,12 +257,18 @@ async fn the_rules_themselves_produce_their_codes() {
     }
 
     let e = client
-        .describe_download_backup_set_storage_info(REGION, "rm-demo0001", "dt-nonexistent00", 3600)
+        .describe_download_backup_set_storage_info(
+            REGION,
+            "rm-demo0001",
+            None,
+            "dt-nonexistent00",
+            3600,
+        )
         .await
         .unwrap_err();
     assert_kind(&e, DbsErrorKind::NotFound, "DBS.DownloadTask.CannotFind");
     let e = client
-        .retry_download_task(REGION, "rm-demo0001", "dt-nonexistent00")
+        .retry_download_task(REGION, "rm-demo0001", None, "dt-nonexistent00")
         .await
         .unwrap_err();
     assert_kind(&e, DbsErrorKind::NotFound, "DBS.DownloadTask.CannotFind");
@@ -288,7 +300,7 @@ async fn a_failed_task_blocks_until_retried() {
     let e = client.create_download(&other).await.unwrap_err();
     assert_eq!(e.kind, DbsErrorKind::InstanceBusy);
     client
-        .retry_download_task(REGION, "rm-demo0005", &task.task_id)
+        .retry_download_task(REGION, "rm-demo0005", None, &task.task_id)
         .await
         .unwrap();
     assert_eq!(sim.task(&task.task_id).unwrap().status, "initializing");
@@ -551,6 +563,7 @@ async fn lenient_parsing_copes_with_the_documented_variants() {
         expiration_in_seconds: true,
         success_capitalized: true,
         lowercase_format: true,
+        ..Quirks::default()
     };
     let durations = Durations {
         initializing: Duration::ZERO,
@@ -585,7 +598,13 @@ async fn lenient_parsing_copes_with_the_documented_variants() {
     assert_eq!(page.tasks[0].status, RemoteTaskStatus::Queueing);
     sim.advance(Duration::from_secs(1200));
     let info = client
-        .describe_download_backup_set_storage_info(REGION, "rm-demo0010", &created.task_id, 600)
+        .describe_download_backup_set_storage_info(
+            REGION,
+            "rm-demo0010",
+            None,
+            &created.task_id,
+            600,
+        )
         .await
         .unwrap()
         .data;

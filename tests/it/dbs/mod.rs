@@ -4,5 +4,7 @@
 
 mod cli;
 mod client;
+mod contract;
 mod raw;
+mod sim_restart;
 mod sim_wire;

@@ -17,6 +17,10 @@ pub struct RawCall {
     pub date: chrono::DateTime<chrono::Utc>,
     pub nonce: String,
     pub v2: bool,
+    /// Send this text as `x-acs-date` / `Timestamp` instead of `date` formatted.
+    pub date_text: Option<String>,
+    /// V3 headers sent but left out of `SignedHeaders`.
+    pub unsigned: Vec<String>,
 }
 
 /// What came back.
@@ -53,6 +57,8 @@ impl RawCall {
             date: chrono::Utc::now(),
             nonce: uuid::Uuid::new_v4().simple().to_string(),
             v2: false,
+            date_text: None,
+            unsigned: Vec::new(),
         }
     }
 
@@ -82,8 +88,23 @@ impl RawCall {
         self
     }
 
+    /// Send `text` verbatim as the request date.
+    pub fn date_text(mut self, text: &str) -> Self {
+        self.date_text = Some(text.into());
+        self
+    }
+
+    /// Send the V3 header `name` without signing it.
+    pub fn unsigned(mut self, name: &str) -> Self {
+        self.unsigned.push(name.into());
+        self
+    }
+
     pub async fn send(&self) -> Result<RawReply, reqwest::Error> {
-        let date = self.date.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let date = self
+            .date_text
+            .clone()
+            .unwrap_or_else(|| self.date.format("%Y-%m-%dT%H:%M:%SZ").to_string());
         let mut query = self.params.clone();
         let mut headers: Vec<(String, String)> = Vec::new();
         if self.v2 {
@@ -121,11 +142,16 @@ impl RawCall {
             if let Some(t) = &self.token {
                 headers.push(("x-acs-security-token".into(), t.clone()));
             }
+            let signed: Vec<(String, String)> = headers
+                .iter()
+                .filter(|(k, _)| !self.unsigned.contains(k))
+                .cloned()
+                .collect();
             let input = V3Input {
                 method: "POST",
                 path: "/",
                 query: &query,
-                headers: &headers,
+                headers: &signed,
                 payload_hash: signing::EMPTY_SHA256,
             };
             let auth = signing::v3_authorization(&self.access_key_id, &self.secret, &input);

@@ -259,17 +259,104 @@ fn metric_names(expr: &str) -> Vec<String> {
 }
 
 fn dashboard_exprs() -> Vec<String> {
-    let dash: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_path("deploy/grafana/dashboards/dbs-archiver.json")).unwrap(),
-    )
-    .unwrap();
-    dash["panels"]
+    dashboard()["panels"]
         .as_array()
         .unwrap()
         .iter()
         .flat_map(|p| p["targets"].as_array().unwrap().clone())
         .map(|t| t["expr"].as_str().unwrap().to_string())
         .collect()
+}
+
+fn dashboard() -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(repo_path("deploy/grafana/dashboards/dbs-archiver.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// `(name, query)` of the dashboard's template variables.
+fn dashboard_variables() -> Vec<(String, String)> {
+    dashboard()["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap().to_string(),
+                v["query"]["query"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The dashboard has process (`instance`), region and schedule variables, and every
+/// selector honours them: all filter by `$instance`, the series that carry a region or a
+/// schedule label by `$region` / `$schedule` too.
+#[test]
+fn dashboard_filters_by_instance_region_and_schedule() {
+    let vars = dashboard_variables();
+    let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["instance", "region", "schedule"]);
+    for (name, query) in &vars {
+        assert!(
+            query.starts_with("label_values(dbs_archiver_")
+                && query.ends_with(&format!(", {name})")),
+            "{name}: {query}"
+        );
+    }
+    for expr in dashboard_exprs() {
+        let mut rest = expr.as_str();
+        while let Some(i) = rest.find("dbs_archiver_") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            let (name, after) = tail.split_at(end);
+            let selector = after
+                .strip_prefix('{')
+                .and_then(|s| s.split('}').next())
+                .unwrap_or_else(|| panic!("{name} has no selector in `{expr}`"));
+            assert!(selector.contains(r#"instance=~"$instance""#), "{expr}");
+            if name.starts_with("dbs_archiver_cloud_calls_total")
+                || name.starts_with("dbs_archiver_cloud_throttled_total")
+            {
+                assert!(selector.contains(r#"region=~"$region""#), "{expr}");
+            }
+            if name.starts_with("dbs_archiver_schedule_next_fire") {
+                assert!(selector.contains(r#"schedule=~"$schedule""#), "{expr}");
+            }
+            rest = &after[1..];
+        }
+    }
+}
+
+/// The committed dashboard is what the generator writes (edit the generator, not the JSON).
+#[test]
+fn dashboard_json_is_what_the_generator_writes() {
+    let committed =
+        std::fs::read_to_string(repo_path("deploy/grafana/dashboards/dbs-archiver.json")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("deploy/grafana/dashboards")).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(repo_path("deploy/grafana/generate_dashboard.py"))
+        .current_dir(dir.path())
+        .output()
+        .expect("python3 runs the generator");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated = std::fs::read_to_string(
+        dir.path()
+            .join("deploy/grafana/dashboards/dbs-archiver.json"),
+    )
+    .unwrap();
+    assert!(
+        generated == committed,
+        "deploy/grafana/dashboards/dbs-archiver.json is stale: run python3 deploy/grafana/generate_dashboard.py"
+    );
 }
 
 fn alert_exprs() -> Vec<(String, String, String)> {
@@ -294,6 +381,7 @@ async fn dashboard_and_alerts_use_only_metrics_a_real_scrape_exposes() {
     let exposed = run.names();
     let mut exprs = dashboard_exprs();
     assert!(exprs.len() >= 15);
+    exprs.extend(dashboard_variables().into_iter().map(|(_, q)| q));
     exprs.extend(alert_exprs().into_iter().map(|(_, e, _)| e));
     let mut used = BTreeSet::new();
     for expr in &exprs {
@@ -312,7 +400,7 @@ async fn dashboard_and_alerts_use_only_metrics_a_real_scrape_exposes() {
     for metric in [
         "dbs_archiver_jobs_finished_total",
         "dbs_archiver_jobs_enqueued_total",
-        "(dbs_archiver_jobs)",
+        "(dbs_archiver_jobs{",
         "dbs_archiver_oldest_queued_job_age_seconds",
         "dbs_archiver_instances_blocked",
         "dbs_archiver_instance_blocked_max_age_seconds",

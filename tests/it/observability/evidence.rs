@@ -1,7 +1,7 @@
 //! `/metrics` after an end-to-end run: every documented metric is there, with values that
 //! match what the run did and what the database holds.
 
-use super::harness::{self, repo_path, API_JOBS};
+use super::harness::{self, repo_path, API_JOBS, REGION};
 
 /// Metric names of the table in docs/metrics.md.
 pub fn documented_metrics() -> Vec<String> {
@@ -18,6 +18,16 @@ pub fn documented_metrics() -> Vec<String> {
     names
 }
 
+/// The type column of `metric`'s row in docs/metrics.md (`doc`).
+fn documented_kind(doc: &str, metric: &str) -> String {
+    doc.lines()
+        .find(|l| l.starts_with(&format!("| `{metric}`")))
+        .and_then(|l| l.split('|').nth(2))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_metric_is_scraped_with_values_matching_the_run() {
     let run = harness::run().await;
@@ -29,13 +39,7 @@ async fn every_documented_metric_is_scraped_with_values_matching_the_run() {
     let names = run.names();
     let doc = std::fs::read_to_string(repo_path("docs/metrics.md")).unwrap();
     for metric in documented_metrics() {
-        let kind = doc
-            .lines()
-            .find(|l| l.starts_with(&format!("| `{metric}`")))
-            .and_then(|l| l.split('|').nth(2))
-            .unwrap()
-            .trim()
-            .to_string();
+        let kind = documented_kind(&doc, &metric);
         let series = if kind == "histogram" {
             format!("{metric}_bucket")
         } else {
@@ -197,4 +201,105 @@ async fn every_documented_metric_is_scraped_with_values_matching_the_run() {
 pub fn tail(s: &str) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// A fresh process already exposes every documented metric (counters and gauges at 0,
+/// histograms with empty buckets), each value of the fixed label sets, the cloud series of
+/// the region registered before start, `process_*` and `dbs_archiver_build_info`, so
+/// dashboards and alerts have a series before the first event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_series_exists_from_start() {
+    let run = harness::run().await;
+    let doc = std::fs::read_to_string(repo_path("docs/metrics.md")).unwrap();
+    let has = |name: &str, labels: &[(&str, &str)]| {
+        run.fresh.iter().any(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+    };
+    for metric in documented_metrics() {
+        if metric == "dbs_archiver_schedule_next_fire_timestamp_seconds" {
+            continue; // one series per schedule: none before a schedule exists
+        }
+        let series = if documented_kind(&doc, &metric) == "histogram" {
+            format!("{metric}_bucket")
+        } else {
+            metric.clone()
+        };
+        assert!(has(&series, &[]), "{series} missing from a fresh /metrics");
+    }
+    for state in dbs_archiver::model::JobState::ALL {
+        let state = state.as_str();
+        assert!(has("dbs_archiver_jobs", &[("state", state)]), "{state}");
+    }
+    for outcome in ["succeeded", "failed", "cancelled"] {
+        assert!(has(
+            "dbs_archiver_jobs_finished_total",
+            &[("outcome", outcome)]
+        ));
+        assert!(has(
+            "dbs_archiver_job_duration_seconds_bucket",
+            &[("outcome", outcome)]
+        ));
+    }
+    for kind in [
+        "throttled",
+        "transient",
+        "ambiguous",
+        "instance_busy",
+        "already_submitted",
+        "not_found",
+        "permanent",
+    ] {
+        assert!(has("dbs_archiver_dispatch_errors_total", &[("kind", kind)]));
+        assert!(has(
+            "dbs_archiver_cloud_calls_total",
+            &[
+                ("region", REGION),
+                ("action", "CreateDownload"),
+                ("result", kind)
+            ]
+        ));
+    }
+    assert!(has(
+        "dbs_archiver_cloud_calls_total",
+        &[
+            ("region", REGION),
+            ("action", "DescribeDownloadTask"),
+            ("result", "ok")
+        ]
+    ));
+    assert!(has(
+        "dbs_archiver_cloud_throttled_total",
+        &[("region", REGION)]
+    ));
+    for process in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(has(process, &[]), "{process} missing");
+    }
+    let build = run
+        .fresh
+        .iter()
+        .find(|s| s.name == "dbs_archiver_build_info")
+        .expect("build_info");
+    assert_eq!(build.value, 1.0);
+    assert_eq!(
+        build.labels.get("version").map(String::as_str),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    // Counters start at 0: nothing has happened yet.
+    let finished: f64 = run
+        .fresh
+        .iter()
+        .filter(|s| s.name == "dbs_archiver_jobs_finished_total")
+        .map(|s| s.value)
+        .sum();
+    assert_eq!(finished, 0.0);
 }

@@ -33,6 +33,8 @@ pub struct Sample {
 /// Everything the run left behind, for the tests to inspect.
 #[derive(Debug)]
 pub struct Run {
+    /// `/metrics` right after start-up, before any work (one instance registered).
+    pub fresh: Vec<Sample>,
     /// `/metrics` after the queue went quiet.
     pub scrape: String,
     pub samples: Vec<Sample>,
@@ -208,6 +210,17 @@ async fn otlp_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     (format!("http://{addr}"), got)
 }
 
+/// `GET /metrics` of the server at `base`.
+async fn scrape(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn run_once() -> Run {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("obs.db");
@@ -266,6 +279,19 @@ async fn run_once() -> Run {
     .into_iter()
     .map(|(k, v)| (format!("DBS_ARCHIVER__{k}"), v))
     .collect();
+    // One instance registered before start: the collector's first round puts its region's
+    // cloud series at 0, which the fresh scrape must show.
+    {
+        let store = dbs_archiver::store::connect(&db_url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+            .instance_upsert(
+                &dbs_archiver::model::InstanceKey::new(REGION, "rm-obs0001"),
+                None,
+            )
+            .await
+            .unwrap();
+    }
     let stderr_path = dir.path().join("serve.stderr");
     let mut child = command(&["--config", config.to_str().unwrap(), "serve"], &env)
         .stdout(Stdio::null())
@@ -290,6 +316,7 @@ async fn run_once() -> Run {
     }
     // The collector's first round sets its id baseline; enqueue after it.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let fresh = scrape(&http, &base).await;
 
     let mut api_errors = Vec::new();
     for i in 0..API_JOBS {
@@ -438,14 +465,7 @@ async fn run_once() -> Run {
     };
     // Two collector rounds, so gauges reflect the final state.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let scrape = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = scrape(&http, &base).await;
     let exported: i64 = {
         let mut conn = sqlx::SqliteConnection::connect(&db_url).await.unwrap();
         let (n,): (i64,) = sqlx::query_as(
@@ -466,6 +486,7 @@ async fn run_once() -> Run {
     sim.shutdown().await;
     let otlp = otlp.lock().unwrap().clone();
     Run {
+        fresh: parse_exposition(&fresh),
         samples: parse_exposition(&scrape),
         scrape,
         db_states: states,

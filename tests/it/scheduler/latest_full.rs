@@ -27,6 +27,7 @@ async fn latest_full_against_the_simulator(db: TestDb) {
         engine: "MySQL".into(),
         backup_sets: vec![],
         reject_with: None,
+        cluster_name: None,
     });
     // A failed (newer) backup on rm-demo0001 must not be chosen.
     config.fleet.instances[0].backup_sets.push(failed_newer);

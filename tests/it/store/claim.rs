@@ -25,23 +25,33 @@ fn job_for(instance: &str, priority: i32) -> NewJob {
     new
 }
 
+/// Take a claimed job through `running` to `succeeded`, as the worker would.
 async fn finish(db: &TestDb, id: i64, owner: &str) {
-    assert!(db
-        .store
-        .job_update(
-            &Fence {
-                id,
-                state: JobState::Submitting,
-                owner: Some(owner.into()),
-            },
-            &JobPatch {
-                to: Some(JobState::Succeeded),
-                reason: "done".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap());
+    for (from, to) in [
+        (JobState::Submitting, JobState::Running),
+        (JobState::Running, JobState::Succeeded),
+    ] {
+        assert!(db
+            .store
+            .job_update(
+                &Fence {
+                    id,
+                    state: from,
+                    owner: Some(owner.into()),
+                },
+                &JobPatch {
+                    to: Some(to),
+                    remote: Some(dbs_archiver::model::RemoteStatus {
+                        task_id: Some(format!("dt-{id}")),
+                        ..Default::default()
+                    }),
+                    reason: "done".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap());
+    }
 }
 
 async fn one_job_per_instance_and_never_an_active_instance(db: TestDb) {

@@ -69,7 +69,12 @@ async fn claimer(
                             owner: Some(owner.clone()),
                         },
                         &JobPatch {
-                            to: Some(JobState::Succeeded),
+                            // A submission ends as running or failed, never succeeded.
+                            to: Some(if state == JobState::Running {
+                                JobState::Succeeded
+                            } else {
+                                JobState::Failed
+                            }),
                             reason: "done".into(),
                             ..Default::default()
                         },
@@ -112,7 +117,7 @@ async fn race(db: &TestDb, handles: Vec<DynStore>) {
     assert_eq!(claimed.len(), JOBS, "claims handed out");
     assert_eq!(unique.len(), JOBS, "no job claimed twice");
     assert_eq!(
-        db.query_i64("SELECT count(*) FROM jobs WHERE state = 'succeeded'")
+        db.query_i64("SELECT count(*) FROM jobs WHERE state IN ('succeeded', 'failed')")
             .await,
         JOBS as i64
     );

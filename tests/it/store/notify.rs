@@ -1,6 +1,7 @@
-//! Wake-ups: in-process enqueues on both backends; plain SQL INSERTs on PostgreSQL.
+//! Wake-ups: in-process enqueues and plain SQL INSERTs from another connection or
+//! process, on both backends (PostgreSQL: NOTIFY; SQLite: the `data_version` watcher).
 
-use crate::helpers::db::{both_backends, postgres, TestDb};
+use crate::helpers::db::{both_backends, postgres, sqlite, TestDb};
 use std::time::Duration;
 
 const SQL_INSERT: &str = "INSERT INTO jobs (region, instance, bak_set_type, bak_set_id, \
@@ -25,6 +26,28 @@ async fn enqueue_wakes_a_waiting_worker(db: TestDb) {
 }
 
 both_backends!(enqueue_wakes_a_waiting_worker);
+
+/// SQLite has no NOTIFY: a SQL client's INSERT (another connection, as another process
+/// would be) is noticed by the store's `PRAGMA data_version` watcher, not the idle poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_sql_insert_wakes_the_sqlite_notifier() {
+    let db = sqlite().await;
+    let notify = db.store.job_notifier();
+    // Drain a permit the migration's commits may have left.
+    let _ = tokio::time::timeout(Duration::from_millis(200), notify.notified()).await;
+    let woken = notify.notified();
+    tokio::pin!(woken);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut woken)
+            .await
+            .is_err(),
+        "nothing inserted yet, and an idle file wakes nobody"
+    );
+    db.exec(SQL_INSERT).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), woken)
+        .await
+        .expect("a plain SQL INSERT from another connection wakes the notifier");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_sql_insert_wakes_the_postgres_notifier() {

@@ -5,6 +5,7 @@
 //! (simulator time scale 1), so advancing it makes remote tasks progress and polls come
 //! due; each step calls the services' `run_once`.
 
+mod adoption;
 mod cost;
 mod crash;
 mod db_outage;
