@@ -136,11 +136,38 @@ pub struct ApiToken {
     pub role: Role,
 }
 
+/// Environment variable holding API tokens as a JSON array (an environment variable cannot
+/// hold a TOML array of tables, and compose and Kubernetes hand secrets over this way).
+pub const TOKENS_ENV: &str = "DBS_ARCHIVER__API__TOKENS";
+
+/// The format of [`TOKENS_ENV`] and of `api.tokens_file`, as error messages state it.
+const TOKENS_FORMAT: &str =
+    r#"must be a JSON array of {"token": "…", "role": "admin" or "read"} objects"#;
+
+/// Tokens from JSON text. The parser's own message is dropped: it may quote the text,
+/// that is a token; the position is enough to find the mistake.
+fn tokens_from_json(key: &str, text: &str) -> Result<Vec<ApiToken>, ConfigError> {
+    serde_json::from_str(text).map_err(|e| {
+        invalid(
+            key,
+            format!(
+                "{TOKENS_FORMAT} (error at line {} column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSettings {
     pub listen: String,
+    /// `[[api.tokens]]`, then [`TOKENS_ENV`] (replaces them), then `tokens_file` (added).
     pub tokens: Vec<ApiToken>,
+    /// A file of more tokens in the [`TOKENS_ENV`] JSON format (a mounted secret); empty =
+    /// none. Its tokens follow the others in `api.tokens[…]` error keys.
+    pub tokens_file: String,
     pub open_health: bool,
     pub body_limit_bytes: usize,
     pub request_timeout_ms: u64,
@@ -215,10 +242,14 @@ impl Settings {
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
         }
         let prefix = format!("{ENV_PREFIX}__");
-        let env_map: std::collections::HashMap<String, String> = env
+        let mut env_map: std::collections::HashMap<String, String> = env
             .into_iter()
             .filter(|(k, _)| k.starts_with(&prefix))
             .collect();
+        let env_tokens = env_map
+            .remove(TOKENS_ENV)
+            .map(|text| tokens_from_json(TOKENS_ENV, &text))
+            .transpose()?;
         builder = builder.add_source(
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("__")
@@ -226,7 +257,17 @@ impl Settings {
                 .try_parsing(true)
                 .source(Some(env_map)),
         );
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        if let Some(tokens) = env_tokens {
+            settings.api.tokens = tokens;
+        }
+        let file = settings.api.tokens_file.trim();
+        if !file.is_empty() {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| invalid("api.tokens_file", format!("cannot read {file}: {e}")))?;
+            let more = tokens_from_json("api.tokens_file", &text)?;
+            settings.api.tokens.extend(more);
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -335,10 +376,22 @@ impl Settings {
             return Err(invalid("api.request_timeout_ms", "must be at least 1"));
         }
         for (i, t) in self.api.tokens.iter().enumerate() {
-            if t.token.expose_secret().len() < 16 {
+            let token = t.token.expose_secret();
+            if token.len() < 16 {
                 return Err(invalid(
                     &format!("api.tokens[{i}].token"),
                     "must be at least 16 characters",
+                ));
+            }
+            // One token, one role: listed twice (even with the same role) it is a
+            // copy-paste mistake, and with two roles the stronger would silently win.
+            if let Some(first) = self.api.tokens[..i]
+                .iter()
+                .position(|o| o.token.expose_secret() == token)
+            {
+                return Err(invalid(
+                    &format!("api.tokens[{i}].token"),
+                    format!("is the same token as api.tokens[{first}]; list each token once, with one role"),
                 ));
             }
         }
@@ -444,6 +497,7 @@ impl Settings {
                 "tokens": self.api.tokens.iter().map(|t| serde_json::json!({
                     "token": redact(&t.token), "role": t.role,
                 })).collect::<Vec<_>>(),
+                "tokens_file": self.api.tokens_file,
                 "open_health": self.api.open_health,
                 "body_limit_bytes": self.api.body_limit_bytes,
                 "request_timeout_ms": self.api.request_timeout_ms,
@@ -579,6 +633,16 @@ template = { format = "Parquet", target_type = "OSS", bucket = "archive", bucket
             .to_string();
         assert!(e.contains("scheduler.schedules[0].timezone"), "{e}");
 
+        // The same bounds as the API and the CLI.
+        std::fs::write(&path, format!("{good}priority = 5000\n")).unwrap();
+        let e = Settings::load_from(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("scheduler.schedules[0].priority: must be between -1000 and 1000"),
+            "{e}"
+        );
+
         std::fs::write(&path, good.replace("pitr_at_fire_time", "whenever")).unwrap();
         let e = Settings::load_from(Some(&path), env(&[]))
             .unwrap_err()
@@ -592,6 +656,70 @@ template = { format = "Parquet", target_type = "OSS", bucket = "archive", bucket
         .unwrap_err()
         .to_string();
         assert!(e.contains("scheduler.max_misfire_fires"), "{e}");
+    }
+
+    const ADMIN: &str = "admin-token-0123456789";
+    const READ: &str = "read-token-0123456789";
+
+    #[test]
+    fn tokens_from_a_json_environment_variable() {
+        let json =
+            format!(r#"[{{"token":"{ADMIN}","role":"admin"}},{{"token":"{READ}","role":"read"}}]"#);
+        let s = Settings::load_from(None, env(&[(TOKENS_ENV, &json)])).unwrap();
+        assert_eq!(s.api.tokens.len(), 2);
+        assert_eq!(s.api.tokens[1].role, Role::Read);
+        assert!(!s.redacted_toml().contains(ADMIN));
+        let bad = format!(r#"[{{"token":"{ADMIN}","role":"root"}}]"#);
+        let e = Settings::load_from(None, env(&[(TOKENS_ENV, &bad)]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(TOKENS_ENV), "{e}");
+        assert!(e.contains("JSON array"), "{e}");
+        assert!(!e.contains(ADMIN), "{e}");
+    }
+
+    #[test]
+    fn a_token_listed_twice_stops_start_up() {
+        let json = format!(
+            r#"[{{"token":"{ADMIN}","role":"admin"}},{{"token":"{ADMIN}","role":"read"}}]"#
+        );
+        let e = Settings::load_from(None, env(&[(TOKENS_ENV, &json)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("api.tokens[1].token: is the same token as api.tokens[0]"),
+            "{e}"
+        );
+        assert!(!e.contains(ADMIN), "{e}");
+    }
+
+    #[test]
+    fn tokens_file_adds_tokens_and_is_checked_with_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens.json");
+        std::fs::write(&file, format!(r#"[{{"token":"{READ}","role":"read"}}]"#)).unwrap();
+        let conf = dir.path().join("c.toml");
+        std::fs::write(
+            &conf,
+            format!(
+                "[api]\ntokens_file = {:?}\n[[api.tokens]]\ntoken = \"{ADMIN}\"\nrole = \"admin\"\n",
+                file.display().to_string()
+            ),
+        )
+        .unwrap();
+        let s = Settings::load_from(Some(&conf), env(&[])).unwrap();
+        assert_eq!(s.api.tokens.len(), 2);
+        assert!(s.redacted_toml().contains("tokens.json"));
+        std::fs::write(&file, format!(r#"[{{"token":"{ADMIN}","role":"read"}}]"#)).unwrap();
+        let e = Settings::load_from(Some(&conf), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("api.tokens[1].token"), "{e}");
+        std::fs::remove_file(&file).unwrap();
+        let e = Settings::load_from(Some(&conf), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("api.tokens_file: cannot read"), "{e}");
     }
 
     #[test]

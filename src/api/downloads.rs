@@ -1,7 +1,7 @@
 //! `/v1/downloads`: enqueue, list, inspect, cancel and retry download jobs.
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{parse_id, parse_time, printable, query_params, time_in_range, JsonBody};
+use super::extract::{parse_id, parse_time, printable, query_params, JsonBody};
 use super::views::{EnqueueBody, EventView, JobDetail, JobPageView, JobView};
 use super::ApiState;
 use crate::model::{InstanceKey, JobSource, JobState};
@@ -22,17 +22,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(raw) = headers.get(IDEMPOTENCY_HEADER) else {
         return Ok(None);
     };
-    let bad = || {
-        ApiError::bad_request(
-            "invalid_header",
-            Some(IDEMPOTENCY_HEADER),
-            "must be 1-255 visible ASCII characters",
-        )
-    };
-    let key = raw.to_str().map_err(|_| bad())?;
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(bad());
-    }
+    let bad =
+        |rule: String| ApiError::bad_request("invalid_header", Some(IDEMPOTENCY_HEADER), rule);
+    let key = raw
+        .to_str()
+        .map_err(|_| bad("must be visible ASCII characters".into()))?;
+    crate::model::bounds::idempotency_key(IDEMPOTENCY_HEADER, key).map_err(|e| bad(e.rule))?;
     Ok(Some(key.to_string()))
 }
 
@@ -62,25 +57,11 @@ pub async fn enqueue(
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let (request, options) = body.into_parts();
-    request.validate()?;
+    let request = request.checked()?;
     let priority = options.priority.unwrap_or(0);
-    if !(-1000..=1000).contains(&priority) {
-        return Err(ApiError::invalid(
-            "priority",
-            "must be between -1000 and 1000",
-        ));
-    }
     let max_attempts = options.max_attempts.unwrap_or(state.default_max_attempts);
-    if !(1..=100).contains(&max_attempts) {
-        return Err(ApiError::invalid(
-            "max_attempts",
-            "must be between 1 and 100",
-        ));
-    }
-    let run_at = options
-        .run_at
-        .map(|t| time_in_range("run_at", t))
-        .transpose()?;
+    let run_at = options.run_at;
+    crate::model::bounds::job_options(priority, max_attempts, None, run_at)?;
     let job = NewJob {
         request: request.clone(),
         source: JobSource::Api,

@@ -65,12 +65,21 @@ fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
 
 /// Deserialize `bytes`, mapping serde's complaint to the field it is about.
 ///
-/// Two steps: text → JSON value (a syntax error is 400 `malformed_json`), then a check
+/// Steps: text → JSON value (a syntax error is 400 `malformed_json`); a second pass over
+/// the text refusing a key given twice in one object (400 `duplicate_key` naming it: a
+/// JSON value keeps only the last, so `"region"` twice would silently pick one); a check
 /// that no string holds control characters (PostgreSQL cannot store NUL, and no field has a
-/// use for them), then value → `T` through `serde_path_to_error` (422 naming the field).
+/// use for them); then value → `T` through `serde_path_to_error` (422 naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("malformed_json", Some("body"), strip_position(&e)))?;
+    if let Some(path) = duplicate_key(bytes) {
+        return Err(ApiError::bad_request(
+            "duplicate_key",
+            Some(&path),
+            "key given more than once in the same object",
+        ));
+    }
     no_control_chars(&value, &mut String::new())?;
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(v) => Ok(v),
@@ -95,6 +104,80 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             };
             Err(ApiError::invalid(field, message))
         }
+    }
+}
+
+/// The path (`a.b[2].c`) of the first key repeated within one object, if any. Call on text
+/// already known to be valid JSON. Also used for JSON files the CLI reads.
+pub fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde::de::DeserializeSeed::deserialize(DupSeek(String::new()), &mut de)
+        .ok()
+        .flatten()
+}
+
+/// Walks any JSON value; yields the path of the first duplicated key.
+struct DupSeek(String);
+
+impl<'de> serde::de::DeserializeSeed<'de> for DupSeek {
+    type Value = Option<String>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DupSeek {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        let mut i = 0;
+        while let Some(dup) = seq.next_element_seed(DupSeek(format!("{}[{i}]", self.0)))? {
+            found = found.or(dup);
+            i += 1;
+        }
+        Ok(found)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        let mut found = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.0.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.0)
+            };
+            if !seen.insert(key) {
+                found = found.or(Some(path.clone()));
+            }
+            let dup = map.next_value_seed(DupSeek(path))?;
+            found = found.or(dup);
+        }
+        Ok(found)
     }
 }
 
@@ -176,15 +259,7 @@ pub fn query_params(
 
 /// Earliest and latest times the API accepts: both databases store them without loss.
 pub fn time_in_range(field: &str, t: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
-    let lo = DateTime::parse_from_rfc3339("1970-01-01T00:00:00Z").expect("constant");
-    let hi = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z").expect("constant");
-    if t < lo || t > hi {
-        return Err(ApiError::invalid(
-            field,
-            "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
-        ));
-    }
-    Ok(t)
+    Ok(crate::model::bounds::time(field, t)?)
 }
 
 /// An RFC 3339 timestamp from a query parameter.
@@ -290,6 +365,31 @@ mod tests {
         assert_eq!(
             field_of(r#"{"name":"a"} x"#),
             ("malformed_json".into(), Some("body".into()))
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_by_name() {
+        let dup = |json: &str| match parse_json::<serde_json::Value>(json.as_bytes()) {
+            Err(ApiError::BadRequest {
+                code: "duplicate_key",
+                field,
+                ..
+            }) => field,
+            other => panic!("{json}: {other:?}"),
+        };
+        assert_eq!(dup(r#"{"region":"a","region":"b"}"#), Some("region".into()));
+        assert_eq!(
+            dup(r#"{"t":{"kind":"x","kind":"y"}}"#),
+            Some("t.kind".into())
+        );
+        assert_eq!(
+            dup(r#"{"l":[{"a":1},{"a":1,"a":2}]}"#),
+            Some("l[1].a".into())
+        );
+        assert!(
+            parse_json::<serde_json::Value>(br#"{"a":{"a":{"a":1}},"b":[{"a":1},{"a":2}]}"#)
+                .is_ok()
         );
     }
 

@@ -45,15 +45,7 @@ pub async fn active_jobs(store: &DynStore) -> Result<HashMap<InstanceKey, i64>, 
 pub async fn list(State(state): State<ApiState>) -> Result<Json<InstanceList>, ApiError> {
     let active = active_jobs(&state.store).await?;
     let instances = state.store.instance_list().await?;
-    Ok(Json(InstanceList {
-        instances: instances
-            .into_iter()
-            .map(|i| {
-                let job = active.get(&i.key).copied();
-                InstanceView::new(i, job)
-            })
-            .collect(),
-    }))
+    Ok(Json(InstanceList::new(instances, &active)))
 }
 
 /// An instance in a route: `/v1/instances/{region}/{instance}…`.

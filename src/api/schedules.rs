@@ -69,6 +69,23 @@ pub struct ScheduleDetail {
     pub recent_runs: Vec<ScheduleRun>,
 }
 
+impl ScheduleDetail {
+    /// The detail of `schedule` as of `now`: what `GET /v1/schedules/{name}` and
+    /// `schedules show --json` print.
+    pub async fn load(
+        store: &dyn crate::store::Store,
+        schedule: Schedule,
+        now: DateTime<Utc>,
+    ) -> Result<Self, SchedulerError> {
+        let recent_runs = ops::history(store, &schedule, RECENT_RUNS).await?;
+        Ok(Self {
+            next_fires: cron_fires(&schedule, now),
+            schedule,
+            recent_runs,
+        })
+    }
+}
+
 /// `GET /v1/schedules`.
 #[derive(Debug, Serialize)]
 pub struct ScheduleList {
@@ -129,12 +146,8 @@ pub async fn get(
     Path(name): Path<String>,
 ) -> Result<Json<ScheduleDetail>, ApiError> {
     let s = ops::get(state.store.as_ref(), name_param(&name)?).await?;
-    let recent_runs = ops::history(state.store.as_ref(), &s, RECENT_RUNS).await?;
-    Ok(Json(ScheduleDetail {
-        next_fires: cron_fires(&s, state.clock.now()),
-        schedule: s,
-        recent_runs,
-    }))
+    let detail = ScheduleDetail::load(state.store.as_ref(), s, state.clock.now()).await?;
+    Ok(Json(detail))
 }
 
 /// Replace the spec (a rename included). Fires already handled are not repeated; the next

@@ -404,6 +404,25 @@ pub struct InstanceList {
     pub instances: Vec<InstanceView>,
 }
 
+impl InstanceList {
+    /// The view of `instances`, each with its active job from `active` (shared by the API
+    /// and `instances list --json`, so both print the same).
+    pub fn new(
+        instances: Vec<Instance>,
+        active: &std::collections::HashMap<crate::model::InstanceKey, i64>,
+    ) -> Self {
+        Self {
+            instances: instances
+                .into_iter()
+                .map(|i| {
+                    let job = active.get(&i.key).copied();
+                    InstanceView::new(i, job)
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Body of `PUT /v1/instances/{region}/{instance}`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

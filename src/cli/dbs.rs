@@ -4,10 +4,10 @@
 //! (explicit `dbs.access_key_id`/`dbs.access_key_secret` first) decide where and how it is
 //! sent.
 
+use super::request::RequestArgs;
 use crate::config::Settings;
 use crate::dbs::types::{DescribeTasksQuery, DownloadTask};
 use crate::dbs::{DbsClient, DbsError};
-use crate::model::{BakSetType, DownloadRequest, FormatType, TargetType};
 use serde_json::json;
 
 /// Region and instance, shared by every call.
@@ -27,50 +27,40 @@ pub struct Target {
 #[derive(Debug, clap::Subcommand)]
 pub enum DbsCommand {
     /// CreateDownload (validated first, exactly as the worker sends it).
-    CreateDownload {
-        #[command(flatten)]
-        target: Target,
-        /// full or pitr.
-        #[arg(long, default_value = "full")]
-        bak_set_type: BakSetType,
-        #[arg(long)]
-        bak_set_id: Option<String>,
-        #[arg(long)]
-        bak_set_size: Option<i64>,
-        /// UNIX milliseconds (pitr).
-        #[arg(long)]
-        point_in_time_ms: Option<i64>,
-        /// CSV, SQL or Parquet.
-        #[arg(long)]
-        format: FormatType,
-        /// OSS or URL.
-        #[arg(long)]
-        target_type: TargetType,
-        #[arg(long)]
-        target_bucket: Option<String>,
-        #[arg(long)]
-        target_oss_region: Option<String>,
-        #[arg(long)]
-        target_path: Option<String>,
-    },
+    #[command(after_help = "Examples:
+  dbs-archiver dbs create-download --region cn-hangzhou --instance rm-demo0001 \\
+      --bak-set-id 1001 --format CSV --target-type URL
+  dbs-archiver dbs create-download --region cn-hangzhou --instance dds-demo --bak-set-type pitr \\
+      --download-point-in-time 2024-05-01T00:00:00Z --format csv --cluster-name dds-demo \\
+      --is-cluster true --admin-database admin")]
+    CreateDownload(Box<RequestArgs>),
     /// DescribeDownloadTask: one page, or every page with --all.
+    #[command(after_help = "Examples:
+  dbs-archiver dbs describe-tasks --region cn-hangzhou --instance rm-demo0001
+  dbs-archiver dbs describe-tasks --region cn-hangzhou --instance rm-demo0001 --state failed --all")]
     DescribeTasks {
         #[command(flatten)]
         target: Target,
         /// State filter (initializing, queueing, running, failed, finished, expired).
         #[arg(long)]
         state: Option<String>,
+        /// Tasks per page.
         #[arg(long, default_value_t = 20)]
         page_size: u32,
+        /// Page number, from 1.
         #[arg(long, default_value_t = 1)]
         page: u32,
+        /// Every page, not one.
         #[arg(long)]
         all: bool,
     },
     /// DescribeDownloadBackupSetStorageInfo: the URL of a finished URL-target task.
+    #[command(after_help = "Example:
+  dbs-archiver dbs storage-info --region cn-hangzhou --instance rm-demo0001 --task-id dt-abc123")]
     StorageInfo {
         #[command(flatten)]
         target: Target,
+        /// TaskId of the finished download (dt-…).
         #[arg(long)]
         task_id: String,
         /// URL validity in seconds (300–86400).
@@ -78,22 +68,30 @@ pub enum DbsCommand {
         duration: u32,
     },
     /// RetryDownloadTask on a failed task.
+    #[command(after_help = "Example:
+  dbs-archiver dbs retry --region cn-hangzhou --instance rm-demo0001 --task-id dt-abc123")]
     Retry {
         #[command(flatten)]
         target: Target,
+        /// TaskId of the failed download (dt-…).
         #[arg(long)]
         task_id: String,
     },
     /// DescribeDownloadSupport.
+    #[command(after_help = "Example:
+  dbs-archiver dbs support --region cn-hangzhou --instance rm-demo0001")]
     Support {
         #[command(flatten)]
         target: Target,
     },
     /// RDS DescribeBackups: the newest successful full backup within --days.
+    #[command(after_help = "Example:
+  dbs-archiver dbs latest-backup --region cn-hangzhou --instance rm-demo0001 --days 3")]
     LatestBackup {
         #[command(flatten)]
         target: Target,
-        #[arg(long, default_value_t = 7)]
+        /// How many days back to look, at least 1.
+        #[arg(long, default_value_t = 7, allow_negative_numbers = true)]
         days: i64,
     },
 }
@@ -114,7 +112,7 @@ fn task_json(t: &DownloadTask) -> serde_json::Value {
 }
 
 fn print(v: serde_json::Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
     );
@@ -135,34 +133,18 @@ fn failed(e: DbsError) -> anyhow::Error {
 }
 
 pub async fn run(args: DbsCommand, settings: Settings) -> anyhow::Result<()> {
+    // Bad flags are reported before credentials are looked for.
+    let create = match &args {
+        DbsCommand::CreateDownload(a) => Some(a.to_request()?),
+        _ => None,
+    };
     let client = client_from_settings(&settings)?;
     match args {
-        DbsCommand::CreateDownload {
-            target,
-            bak_set_type,
-            bak_set_id,
-            bak_set_size,
-            point_in_time_ms,
-            format,
-            target_type,
-            target_bucket,
-            target_oss_region,
-            target_path,
-        } => {
-            let mut req = DownloadRequest::example_full(&target.region, &target.instance, "");
-            req.bak_set_type = bak_set_type;
-            req.bak_set_id = bak_set_id;
-            req.bak_set_size = bak_set_size;
-            req.download_point_in_time = point_in_time_ms;
-            req.format = format;
-            req.target_type = target_type;
-            req.target_bucket = target_bucket;
-            req.target_oss_region = target_oss_region;
-            req.target_path = target_path;
-            req.cluster_name = target.cluster_name.clone();
-            req.validate()?;
-            let r = client.create_download(&req).await.map_err(failed)?;
-            print(json!({ "RequestId": r.request_id, "Task": task_json(&r.data) }));
+        DbsCommand::CreateDownload(_) => {
+            if let Some(req) = &create {
+                let r = client.create_download(req).await.map_err(failed)?;
+                print(json!({ "RequestId": r.request_id, "Task": task_json(&r.data) }));
+            }
         }
         DbsCommand::DescribeTasks {
             target,
@@ -242,6 +224,9 @@ pub async fn run(args: DbsCommand, settings: Settings) -> anyhow::Result<()> {
             print(json!({ "RequestId": r.request_id, "Supported": r.data }));
         }
         DbsCommand::LatestBackup { target, days } => {
+            if days < 1 {
+                anyhow::bail!("--days: must be at least 1");
+            }
             let b = client
                 .latest_full_backup(
                     &target.region,

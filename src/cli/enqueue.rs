@@ -7,160 +7,81 @@
 //! at once (in-process notification on the same store handle, `NOTIFY` on PostgreSQL,
 //! otherwise its idle poll).
 
+use super::request::{flag_error, rfc3339, RequestArgs};
 use crate::config::Settings;
-use crate::model::{BakSetType, DownloadRequest, FormatType, JobSource, TargetType};
+use crate::model::{bounds, JobSource};
 use crate::store::NewJob;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EnqueueArgs {
-    /// RegionCode: the instance's region, e.g. cn-hangzhou.
-    #[arg(long)]
-    pub region: String,
-    /// InstanceName: the instance or cluster id, e.g. rm-bp1…
-    #[arg(long)]
-    pub instance: String,
-    /// BakSetType: full (a backup set) or pitr (a point in time).
-    #[arg(long, default_value = "full")]
-    pub bak_set_type: BakSetType,
-    /// BakSetId: required with --bak-set-type full.
-    #[arg(long)]
-    pub bak_set_id: Option<String>,
-    /// BakSetSize in bytes (optional, from DescribeBackups).
-    #[arg(long)]
-    pub bak_set_size: Option<i64>,
-    /// DownloadPointInTime: UNIX milliseconds or RFC 3339; required with pitr.
-    #[arg(long, value_parser = parse_point_in_time)]
-    pub download_point_in_time: Option<i64>,
-    /// FormatType: CSV, SQL or Parquet.
-    #[arg(long)]
-    pub format: FormatType,
-    /// TargetType: OSS or URL.
-    #[arg(long, default_value = "URL")]
-    pub target_type: TargetType,
-    /// TargetBucket: required with OSS.
-    #[arg(long)]
-    pub target_bucket: Option<String>,
-    /// TargetOssRegion: required with OSS.
-    #[arg(long)]
-    pub target_oss_region: Option<String>,
-    /// TargetPath: required with OSS.
-    #[arg(long)]
-    pub target_path: Option<String>,
-    /// ClusterName (MongoDB sharded clusters).
-    #[arg(long)]
-    pub cluster_name: Option<String>,
-    /// IsCluster (MongoDB; passed through).
-    #[arg(long)]
-    pub is_cluster: Option<String>,
-    /// AdminDatabase (MongoDB authentication database).
-    #[arg(long)]
-    pub admin_database: Option<String>,
-    /// PrimaryKeyTypeOnly (MongoDB; passed through).
-    #[arg(long)]
-    pub primary_key_type_only: Option<String>,
-    /// UseZstd: zstd-compress the output.
-    #[arg(long)]
-    pub use_zstd: Option<String>,
-    /// IsPhysical (passed through).
-    #[arg(long)]
-    pub is_physical: Option<bool>,
-    /// Higher runs first.
-    #[arg(long, default_value_t = 0)]
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// Higher runs first; -1000..=1000.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i32,
-    /// Not before this time (RFC 3339); default now.
-    #[arg(long)]
+    /// Not before this time (RFC 3339, e.g. 2024-05-01T02:00:00Z); default now.
+    #[arg(long, value_parser = rfc3339)]
     pub run_at: Option<DateTime<Utc>>,
-    /// Attempts before the job fails (default: worker.default_max_attempts).
-    #[arg(long)]
+    /// Attempts before the job fails, 1..=100 (default: worker.default_max_attempts).
+    #[arg(long, allow_negative_numbers = true)]
     pub max_attempts: Option<i32>,
-    /// Same key ⇒ same job: enqueueing twice returns the first job.
+    /// Same key ⇒ same job: enqueueing twice returns the first job (1-255 visible ASCII).
     #[arg(long)]
     pub idempotency_key: Option<String>,
-    /// Print the job as JSON.
+    /// Print the job as JSON (the API's job shape).
     #[arg(long)]
     pub json: bool,
 }
 
-fn parse_point_in_time(s: &str) -> Result<i64, String> {
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
-    }
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| "must be UNIX milliseconds or an RFC 3339 time".to_string())
-}
-
-/// `bak_set_id` ⇒ `--bak-set-id`: validation errors name the flag the user typed.
-pub fn flag_name(field: &str) -> String {
-    format!("--{}", field.replace('_', "-"))
-}
-
 impl EnqueueArgs {
-    /// The request these flags describe, validated; errors name the flag.
-    pub fn to_request(&self) -> anyhow::Result<DownloadRequest> {
-        let r = DownloadRequest {
-            region: self.region.clone(),
-            instance: self.instance.clone(),
-            bak_set_type: self.bak_set_type,
-            bak_set_id: self.bak_set_id.clone(),
-            bak_set_size: self.bak_set_size,
-            download_point_in_time: self.download_point_in_time,
-            format: self.format,
-            target_type: self.target_type,
-            target_bucket: self.target_bucket.clone(),
-            target_oss_region: self.target_oss_region.clone(),
-            target_path: self.target_path.clone(),
-            cluster_name: self.cluster_name.clone(),
-            is_cluster: self.is_cluster.clone(),
-            admin_database: self.admin_database.clone(),
-            primary_key_type_only: self.primary_key_type_only.clone(),
-            use_zstd: self.use_zstd.clone(),
-            is_physical: self.is_physical,
-        };
-        r.validate()
-            .map_err(|e| anyhow::anyhow!("{}: {}", flag_name(&e.field), e.rule))?;
-        Ok(r)
+    /// The job these flags describe, every rule checked; errors name the flag.
+    pub fn to_job(&self, default_max_attempts: i32) -> anyhow::Result<NewJob> {
+        let request = self.request.to_request()?;
+        let max_attempts = self.max_attempts.unwrap_or(default_max_attempts);
+        bounds::job_options(
+            self.priority,
+            max_attempts,
+            self.idempotency_key.as_deref(),
+            self.run_at,
+        )
+        .map_err(flag_error)?;
+        let mut job = NewJob::new(request, JobSource::Cli);
+        job.priority = self.priority;
+        job.run_at = self.run_at;
+        job.max_attempts = max_attempts;
+        job.idempotency_key = self.idempotency_key.clone();
+        Ok(job)
     }
 }
 
 pub async fn run(args: EnqueueArgs, settings: Settings) -> anyhow::Result<()> {
-    let request = args.to_request()?;
-    if let Some(n) = args.max_attempts {
-        if n < 1 {
-            anyhow::bail!("--max-attempts: must be at least 1");
-        }
-    }
+    let job = args.to_job(settings.worker.default_max_attempts)?;
     let store = crate::app::open_store(&settings)
         .await
         .context("opening the database (database.url)")?;
-    let mut job = NewJob::new(request, JobSource::Cli);
-    job.priority = args.priority;
-    job.run_at = args.run_at;
-    job.max_attempts = args
-        .max_attempts
-        .unwrap_or(settings.worker.default_max_attempts);
-    job.idempotency_key = args.idempotency_key.clone();
     let done = store.job_enqueue(job).await.map_err(|e| match e {
-        crate::store::StoreError::Invalid(v) => {
-            anyhow::anyhow!("{}: {}", flag_name(&v.field), v.rule)
-        }
+        crate::store::StoreError::Invalid(v) => flag_error(v),
         other => anyhow::Error::new(other),
     })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&done.job)?);
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&crate::api::views::JobView::from(done.job))?
+        );
     } else if done.created {
-        println!(
+        outln!(
             "enqueued job {} for {} ({})",
             done.job.id,
             done.job.instance_key(),
             done.job.state
         );
     } else {
-        println!(
+        outln!(
             "job {} already exists for this idempotency key ({}); nothing enqueued",
-            done.job.id, done.job.state
+            done.job.id,
+            done.job.state
         );
     }
     Ok(())
@@ -183,6 +104,61 @@ mod tests {
         T::try_parse_from(v).map(|t| t.a)
     }
 
+    /// A valid request's flags followed by `extra`.
+    fn valid_with(extra: &[&str]) -> Result<EnqueueArgs, clap::Error> {
+        let mut v = vec![
+            "--region",
+            "cn-hangzhou",
+            "--instance",
+            "rm-1",
+            "--format",
+            "CSV",
+            "--bak-set-id",
+            "b1",
+        ];
+        v.extend_from_slice(extra);
+        parse(&v)
+    }
+
+    fn job_error(extra: &[&str]) -> String {
+        valid_with(extra)
+            .unwrap()
+            .to_job(5)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn queue_options_use_the_shared_bounds() {
+        assert_eq!(
+            job_error(&["--priority", "5000"]),
+            "--priority: must be between -1000 and 1000"
+        );
+        assert_eq!(
+            job_error(&["--max-attempts", "1000"]),
+            "--max-attempts: must be between 1 and 100"
+        );
+        // A negative value reaches our check instead of clap's "unexpected argument".
+        assert_eq!(
+            job_error(&["--max-attempts", "-1"]),
+            "--max-attempts: must be between 1 and 100"
+        );
+        let key = "k".repeat(300);
+        assert_eq!(
+            job_error(&["--idempotency-key", &key]),
+            "--idempotency-key: must be 1-255 visible ASCII characters"
+        );
+        let ok = valid_with(&["--priority", "-1"])
+            .unwrap()
+            .to_job(5)
+            .unwrap();
+        assert_eq!(ok.priority, -1);
+        let e = valid_with(&["--run-at", "tomorrow"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("RFC 3339"), "{e}");
+    }
+
     #[test]
     fn validation_errors_name_the_flag() {
         let a = parse(&[
@@ -194,24 +170,12 @@ mod tests {
             "CSV",
         ])
         .unwrap();
-        let e = a.to_request().unwrap_err().to_string();
+        let e = a.to_job(5).unwrap_err().to_string();
         assert!(e.starts_with("--bak-set-id:"), "{e}");
-        let a = parse(&[
-            "--region",
-            "cn-hangzhou",
-            "--instance",
-            "rm-1",
-            "--format",
-            "CSV",
-            "--bak-set-id",
-            "b1",
-            "--target-type",
-            "OSS",
-        ])
-        .unwrap();
-        let e = a.to_request().unwrap_err().to_string();
+        let a = valid_with(&["--target-type", "OSS"]).unwrap();
+        let e = a.to_job(5).unwrap_err().to_string();
         assert!(e.starts_with("--target-bucket:"), "{e}");
-        let e = parse(&["--region", "r", "--instance", "i", "--format", "csv"])
+        let e = parse(&["--region", "r", "--instance", "i", "--format", "xml"])
             .unwrap_err()
             .to_string();
         assert!(e.contains("--format"), "{e}");
@@ -232,8 +196,8 @@ mod tests {
             "2024-01-01T00:00:00Z",
         ])
         .unwrap();
-        let r = a.to_request().unwrap();
+        let r = a.to_job(5).unwrap().request;
         assert_eq!(r.download_point_in_time, Some(1_704_067_200_000));
-        assert_eq!(r.target_type, TargetType::Url);
+        assert_eq!(r.target_type, crate::model::TargetType::Url);
     }
 }

@@ -6,24 +6,33 @@
 //! fixing or retrying the failed task in the DBS console). Talks to the database directly.
 
 use super::jobs::{parse_instance, print_table};
+use crate::api::views::InstanceList;
 use crate::config::Settings;
 use anyhow::Context;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum InstancesCommand {
     /// List known instances, blocked ones first.
+    #[command(after_help = "Examples:
+  dbs-archiver instances list
+  dbs-archiver instances list --blocked --json")]
     List {
         /// Only blocked instances.
         #[arg(long)]
         blocked: bool,
+        /// Print as JSON (the shape of GET /v1/instances).
         #[arg(long)]
         json: bool,
     },
     /// Register an instance, or replace its tags (schedules with a `tag` or `prefix`
     /// target select among known instances). Idempotent.
+    #[command(after_help = "Examples:
+  dbs-archiver instances add cn-hangzhou/rm-demo0001 --tag prod --tag team=orders
+  dbs-archiver instances add rm-demo0002 --region cn-hangzhou")]
     Add {
         /// REGION/INSTANCE, or INSTANCE with --region.
         instance: String,
+        /// Region of the instance when it is given without one.
         #[arg(long)]
         region: Option<String>,
         /// A tag (repeat for several); replaces the instance's tags. None clears them.
@@ -31,9 +40,11 @@ pub enum InstancesCommand {
         tags: Vec<String>,
     },
     /// Clear the block of an instance so its jobs are claimed again.
+    #[command(after_help = "Example:\n  dbs-archiver instances unblock cn-hangzhou/rm-demo0001")]
     Unblock {
         /// REGION/INSTANCE, or INSTANCE with --region.
         instance: String,
+        /// Region of the instance when it is given without one.
         #[arg(long)]
         region: Option<String>,
     },
@@ -51,7 +62,9 @@ pub async fn run(cmd: InstancesCommand, settings: Settings) -> anyhow::Result<()
             }
             list.sort_by(|a, b| b.blocked.cmp(&a.blocked).then(a.key.cmp(&b.key)));
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                let active = crate::api::instances::active_jobs(&store).await?;
+                let view = InstanceList::new(list, &active);
+                outln!("{}", serde_json::to_string_pretty(&view)?);
                 return Ok(());
             }
             let t = |v: Option<chrono::DateTime<chrono::Utc>>| {
@@ -104,13 +117,13 @@ pub async fn run(cmd: InstancesCommand, settings: Settings) -> anyhow::Result<()
             let tags =
                 crate::model::normalize_tags(&tags).map_err(|e| anyhow::anyhow!("--tag: {e}"))?;
             store.instance_upsert(&key, Some(&tags)).await?;
-            println!("{key} registered; tags: [{}]", tags.join(", "));
+            outln!("{key} registered; tags: [{}]", tags.join(", "));
             Ok(())
         }
         InstancesCommand::Unblock { instance, region } => {
             let key = parse_instance(&instance, region.as_deref())?;
             if store.instance_unblock(&key).await? {
-                println!("{key} unblocked; its queued jobs will be claimed again");
+                outln!("{key} unblocked; its queued jobs will be claimed again");
                 Ok(())
             } else {
                 anyhow::bail!("{key} is not blocked (or unknown)")

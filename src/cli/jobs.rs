@@ -5,6 +5,8 @@
 //! its PostgreSQL. On SQLite they share the file with a running `serve` (reads and the
 //! fenced cancel/retry updates are short transactions).
 
+use super::request::rfc3339;
+use crate::api::views::{EventView, JobDetail, JobPageView, JobView};
 use crate::config::Settings;
 use crate::model::{InstanceKey, Job, JobId, JobState};
 use crate::store::{DynStore, JobFilter};
@@ -17,28 +19,49 @@ use std::time::Duration;
 #[derive(Debug, clap::Subcommand)]
 pub enum JobsCommand {
     /// List jobs, newest first.
+    #[command(after_help = "Examples:
+  dbs-archiver jobs list
+  dbs-archiver jobs list --state failed --instance cn-hangzhou/rm-demo0001
+  dbs-archiver jobs list --since 2024-05-01T00:00:00Z --limit 20 --json")]
     List(ListArgs),
     /// Show one job and its history.
+    #[command(after_help = "Examples:
+  dbs-archiver jobs show 42
+  dbs-archiver jobs show 42 --json")]
     Show {
+        /// The job id.
         id: JobId,
-        /// Print as JSON.
+        /// Print as JSON (the shape of GET /v1/downloads/{id}).
         #[arg(long)]
         json: bool,
     },
     /// Cancel a queued job (a job already submitted to the cloud cannot be cancelled:
     /// DBS has no cancel API).
+    #[command(after_help = "Examples:
+  dbs-archiver jobs cancel 42
+  dbs-archiver jobs cancel 42 --reason \"duplicate request\"")]
     Cancel {
+        /// The job id.
         id: JobId,
+        /// Why, recorded in the job's history.
         #[arg(long, default_value = "cancelled from the CLI")]
         reason: String,
     },
     /// Put a failed or cancelled job back in the queue, attempts reset.
+    #[command(after_help = "Examples:
+  dbs-archiver jobs retry 42
+  dbs-archiver jobs retry 42 --reason \"bucket permissions fixed\"")]
     Retry {
+        /// The job id.
         id: JobId,
+        /// Why, recorded in the job's history.
         #[arg(long, default_value = "retried from the CLI")]
         reason: String,
     },
     /// Live progress of running downloads until the queue is idle, then a summary table.
+    #[command(after_help = "Examples:
+  dbs-archiver jobs watch
+  dbs-archiver jobs watch --instance cn-hangzhou/rm-demo0001 --follow")]
     Watch(WatchArgs),
 }
 
@@ -50,18 +73,22 @@ pub struct ListArgs {
     /// REGION/INSTANCE, or INSTANCE with --region.
     #[arg(long)]
     pub instance: Option<String>,
+    /// Region of --instance when it is given without one.
     #[arg(long)]
     pub region: Option<String>,
+    /// Only jobs enqueued by this schedule (its numeric id).
     #[arg(long)]
     pub schedule_id: Option<i64>,
-    /// Only jobs created after this time (RFC 3339).
-    #[arg(long)]
+    /// Only jobs created after this time (RFC 3339, e.g. 2024-05-01T00:00:00Z).
+    #[arg(long, value_parser = rfc3339)]
     pub since: Option<DateTime<Utc>>,
+    /// Jobs per page, 1-1000.
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
     /// Continue after this job id (the "next" cursor printed by the previous page).
     #[arg(long)]
     pub cursor: Option<JobId>,
+    /// Print as JSON (the shape of GET /v1/downloads).
     #[arg(long)]
     pub json: bool,
 }
@@ -77,6 +104,7 @@ pub struct WatchArgs {
     /// Only this instance (REGION/INSTANCE, or INSTANCE with --region).
     #[arg(long)]
     pub instance: Option<String>,
+    /// Region of --instance when it is given without one.
     #[arg(long)]
     pub region: Option<String>,
 }
@@ -93,8 +121,6 @@ pub fn parse_instance(instance: &str, region: Option<&str>) -> anyhow::Result<In
 /// Print rows as aligned columns under a header. Output errors (a closed pipe, as in
 /// `jobs list | head`) end the printing quietly instead of panicking.
 pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
     let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -114,13 +140,9 @@ pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
         }
         s.trim_end().to_string()
     };
-    if writeln!(out, "{}", line(header.to_vec())).is_err() {
-        return;
-    }
+    outln!("{}", line(header.to_vec()));
     for r in rows {
-        if writeln!(out, "{}", line(r.iter().map(String::as_str).collect())).is_err() {
-            return;
-        }
+        outln!("{}", line(r.iter().map(String::as_str).collect()));
     }
 }
 
@@ -154,9 +176,15 @@ pub fn parse_progress(p: Option<&str>) -> Option<(u64, u64)> {
     Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
 }
 
+/// Attempts spent of the allowed ones. An attempt is spent only by a failed try; waiting
+/// on a busy instance or on throttling spends none (docs/worker.md).
+fn attempts(j: &Job) -> String {
+    format!("{} of {}", j.attempts, j.max_attempts)
+}
+
 fn job_row(j: &Job) -> Vec<String> {
     let r = &j.request;
-    let source = match r.bak_set_type {
+    let backup = match r.bak_set_type {
         crate::model::BakSetType::Full => format!("full {}", or_dash(r.bak_set_id.as_ref())),
         crate::model::BakSetType::Pitr => format!(
             "pitr {}",
@@ -171,9 +199,10 @@ fn job_row(j: &Job) -> Vec<String> {
         j.id.to_string(),
         j.state.to_string(),
         j.instance_key().to_string(),
-        source,
+        j.source.as_str().to_string(),
+        backup,
         format!("{}→{}", r.format, r.target_type),
-        format!("{}/{}", j.attempts, j.max_attempts),
+        attempts(j),
         or_dash(j.remote.task_id.as_ref()),
         or_dash(j.remote.status.as_ref()),
         or_dash(j.remote.progress.as_ref()),
@@ -181,9 +210,11 @@ fn job_row(j: &Job) -> Vec<String> {
     ]
 }
 
-const HEADER: [&str; 10] = [
-    "ID", "STATE", "INSTANCE", "SOURCE", "FORMAT", "ATTEMPTS", "TASK", "REMOTE", "PROGRESS",
-    "UPDATED",
+/// SOURCE is where the job came from (api, cli, sql, schedule); BACKUP what it downloads;
+/// ATTEMPTS the attempts spent of those allowed.
+const HEADER: [&str; 11] = [
+    "ID", "STATE", "INSTANCE", "SOURCE", "BACKUP", "FORMAT", "ATTEMPTS", "TASK", "REMOTE",
+    "PROGRESS", "UPDATED",
 ];
 
 async fn open(settings: &Settings) -> anyhow::Result<DynStore> {
@@ -203,7 +234,7 @@ pub async fn run(cmd: JobsCommand, settings: Settings) -> anyhow::Result<()> {
                 .await?
                 .with_context(|| format!("no job {id}"))?;
             if job.state == JobState::Cancelled {
-                println!("job {id} cancelled");
+                outln!("job {id} cancelled");
                 Ok(())
             } else {
                 anyhow::bail!(
@@ -219,7 +250,7 @@ pub async fn run(cmd: JobsCommand, settings: Settings) -> anyhow::Result<()> {
                 .await?
                 .with_context(|| format!("no job {id}"))?;
             if job.state == JobState::Queued {
-                println!("job {id} queued again");
+                outln!("job {id} queued again");
                 Ok(())
             } else {
                 anyhow::bail!(
@@ -253,13 +284,17 @@ async fn list(store: &DynStore, a: ListArgs) -> anyhow::Result<()> {
         })
         .await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&page.jobs)?);
+        let view = JobPageView {
+            next_cursor: page.next_cursor.map(|c| c.to_string()),
+            jobs: page.jobs.into_iter().map(JobView::from).collect(),
+        };
+        outln!("{}", serde_json::to_string_pretty(&view)?);
         return Ok(());
     }
     let rows: Vec<_> = page.jobs.iter().map(job_row).collect();
     print_table(&HEADER, &rows);
     if let Some(c) = page.next_cursor {
-        println!("(more: --cursor {c})");
+        outln!("(more: --cursor {c})");
     }
     Ok(())
 }
@@ -271,10 +306,11 @@ async fn show(store: &DynStore, id: JobId, json: bool) -> anyhow::Result<()> {
         .with_context(|| format!("no job {id}"))?;
     let events = store.event_list(id).await?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "job": job, "events": events }))?
-        );
+        let view = JobDetail {
+            job: JobView::from(job),
+            events: events.into_iter().map(EventView::from).collect(),
+        };
+        outln!("{}", serde_json::to_string_pretty(&view)?);
         return Ok(());
     }
     let r = &job.request;
@@ -301,7 +337,7 @@ async fn show(store: &DynStore, id: JobId, json: bool) -> anyhow::Result<()> {
         ),
         ("priority", job.priority.to_string()),
         ("run_at", job.run_at.to_rfc3339()),
-        ("attempts", format!("{}/{}", job.attempts, job.max_attempts)),
+        ("attempts", attempts(&job)),
         (
             "lease",
             format!(
@@ -344,9 +380,9 @@ async fn show(store: &DynStore, id: JobId, json: bool) -> anyhow::Result<()> {
     kv.push(("finished", or_dash(job.finished_at.map(|t| t.to_rfc3339()))));
     let w = kv.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in &kv {
-        println!("{k:<w$}  {v}");
+        outln!("{k:<w$}  {v}");
     }
-    println!();
+    outln!("");
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
@@ -507,8 +543,8 @@ async fn watch(store: &DynStore, a: WatchArgs) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    println!();
-    println!(
+    outln!("");
+    outln!(
         "watched {}s; {} job(s): {}",
         (Utc::now() - started).num_seconds(),
         seen.len(),

@@ -2,6 +2,8 @@
 //!
 //! Thin: parse flags into a [`ScheduleSpec`], call `scheduler::ops`, print.
 
+use super::request::{count, format_type, rfc3339, target_type};
+use crate::api::schedules::{ScheduleDetail, ScheduleList};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::dbs::DbsClient;
@@ -19,26 +21,69 @@ use std::sync::Arc;
 #[derive(Debug, clap::Subcommand)]
 pub enum SchedulesCommand {
     /// Create a schedule (from flags, or from a JSON/TOML file with --file).
+    #[command(after_help = "Examples:
+  dbs-archiver schedules add --name nightly --cron '30 2 * * *' --timezone Asia/Shanghai \\
+      --instance cn-hangzhou/rm-demo0001 --format parquet
+  dbs-archiver schedules add --name prod-oss --cron '0 3 * * *' --prefix rm-prod- \\
+      --region cn-hangzhou --target-type oss --bucket archive --bucket-region cn-hangzhou \\
+      --path '{instance}/{date}/' --backup pitr_at_fire_time
+  dbs-archiver schedules add --file nightly.toml")]
     Add(Box<AddArgs>),
     /// List schedules.
-    List,
+    #[command(after_help = "Examples:
+  dbs-archiver schedules list
+  dbs-archiver schedules list --json")]
+    List {
+        /// Print as JSON (the shape of GET /v1/schedules).
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one schedule, its next 10 fire times (in its zone) and recent fires.
-    Show { name: String },
+    #[command(after_help = "Examples:
+  dbs-archiver schedules show nightly
+  dbs-archiver schedules show nightly --json")]
+    Show {
+        /// Schedule name, or numeric id.
+        name: String,
+        /// Print as JSON (the shape of GET /v1/schedules/{name}).
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop firing (the cursor stays).
-    Pause { name: String },
+    #[command(after_help = "Example:\n  dbs-archiver schedules pause nightly")]
+    Pause {
+        /// Schedule name, or numeric id.
+        name: String,
+    },
     /// Fire again from now on (fires during the pause are not made up).
-    Resume { name: String },
+    #[command(after_help = "Example:\n  dbs-archiver schedules resume nightly")]
+    Resume {
+        /// Schedule name, or numeric id.
+        name: String,
+    },
     /// Delete a schedule and its fire history (its jobs stay).
-    Delete { name: String },
+    #[command(after_help = "Example:\n  dbs-archiver schedules delete nightly")]
+    Delete {
+        /// Schedule name, or numeric id.
+        name: String,
+    },
     /// Dry run of the next fire (or of --at): instances, backup set, paths.
+    #[command(after_help = "Examples:
+  dbs-archiver schedules preview nightly
+  dbs-archiver schedules preview nightly --at 2024-05-02T02:30:00+08:00")]
     Preview {
+        /// Schedule name, or numeric id.
         name: String,
         /// Fire time to preview (RFC 3339); default: the next fire.
-        #[arg(long)]
+        #[arg(long, value_parser = rfc3339)]
         at: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Fire now, outside the cron; the cursor does not move.
-    RunNow { name: String },
+    #[command(after_help = "Example:\n  dbs-archiver schedules run-now nightly")]
+    RunNow {
+        /// Schedule name, or numeric id.
+        name: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,11 +91,13 @@ pub struct AddArgs {
     /// A ScheduleSpec as JSON (`.json`) or TOML; the other flags are then ignored.
     #[arg(long)]
     file: Option<PathBuf>,
+    /// Unique name: letters, digits, '-', '_', '.'.
     #[arg(long, required_unless_present = "file")]
     name: Option<String>,
     /// 5-field crontab, or 6/7 fields with seconds.
     #[arg(long, required_unless_present = "file")]
     cron: Option<String>,
+    /// IANA time zone the cron and {date} are read in.
     #[arg(long, default_value = "UTC")]
     timezone: String,
     /// Target one or more instances as REGION/INSTANCE (repeatable).
@@ -65,14 +112,16 @@ pub struct AddArgs {
     /// Region filter for --prefix / --tag.
     #[arg(long)]
     region: Option<String>,
-    /// CSV, SQL or Parquet.
-    #[arg(long, default_value = "CSV")]
-    format: String,
-    /// OSS or URL.
-    #[arg(long, default_value = "URL")]
-    target_type: String,
+    /// CSV, SQL or Parquet; any case.
+    #[arg(long, default_value = "CSV", value_parser = format_type)]
+    format: FormatType,
+    /// OSS or URL; any case.
+    #[arg(long, default_value = "URL", value_parser = target_type)]
+    target_type: TargetType,
+    /// OSS bucket (with --target-type OSS).
     #[arg(long)]
     bucket: Option<String>,
+    /// Region of the bucket (with --target-type OSS).
     #[arg(long)]
     bucket_region: Option<String>,
     /// Path template: {instance} {region} {date} {fire_time} {schedule}.
@@ -84,16 +133,20 @@ pub struct AddArgs {
     /// skip, fire_once or fire_all.
     #[arg(long, default_value = "fire_once")]
     misfire: String,
-    #[arg(long)]
+    /// Bound of fire_all (default scheduler.max_misfire_fires).
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
     misfire_max: Option<u32>,
     /// skip or queue.
     #[arg(long, default_value = "skip")]
     overlap: String,
-    #[arg(long, default_value_t = 0)]
+    /// Spread one fire's jobs over up to this many seconds, 0-86400.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = count)]
     jitter_seconds: u32,
-    #[arg(long, default_value_t = 0)]
+    /// Priority of the jobs, -1000..=1000; higher runs first.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     priority: i32,
-    #[arg(long, default_value_t = 5)]
+    /// Attempts before a job fails, 1..=100.
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
     max_attempts: i32,
 }
 
@@ -103,7 +156,12 @@ impl AddArgs {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("--file {}", path.display()))?;
             let spec = if path.extension().is_some_and(|e| e == "json") {
-                ScheduleSpec::from_json(serde_json::from_str(&text)?)?
+                let value = serde_json::from_str(&text)
+                    .with_context(|| format!("--file {}", path.display()))?;
+                if let Some(key) = crate::api::extract::duplicate_key(text.as_bytes()) {
+                    anyhow::bail!("--file {}: {key}: key given more than once", path.display());
+                }
+                ScheduleSpec::from_json(value)?
             } else {
                 toml::from_str(&text)
                     .map_err(|e| crate::scheduler::model::serde_error(e.message()))?
@@ -146,14 +204,8 @@ impl AddArgs {
             timezone: self.timezone.clone(),
             targets,
             template: Template {
-                format: self
-                    .format
-                    .parse::<FormatType>()
-                    .map_err(|e| anyhow::anyhow!("--{e}"))?,
-                target_type: self
-                    .target_type
-                    .parse::<TargetType>()
-                    .map_err(|e| anyhow::anyhow!("--{e}"))?,
+                format: self.format,
+                target_type: self.target_type,
                 bucket: self.bucket.clone(),
                 bucket_region: self.bucket_region.clone(),
                 path: self.path.clone(),
@@ -195,16 +247,27 @@ pub async fn run(args: SchedulesCommand, settings: Settings) -> anyhow::Result<(
     match args {
         SchedulesCommand::Add(a) => {
             let s = ops::create(store, a.spec()?, ScheduleOrigin::Cli, clock.now()).await?;
-            println!("created schedule {} (id {})", s.spec.name, s.id);
+            outln!("created schedule {} (id {})", s.spec.name, s.id);
             print_next(&s)?;
         }
-        SchedulesCommand::List => {
-            println!(
+        SchedulesCommand::List { json: true } => {
+            let view = ScheduleList {
+                schedules: ops::list(store).await?,
+            };
+            outln!("{}", serde_json::to_string_pretty(&view)?);
+        }
+        SchedulesCommand::List { json: false } => {
+            outln!(
                 "{:<6} {:<24} {:<8} {:<7} {:<20} {:<22} NEXT FIRE (UTC)",
-                "ID", "NAME", "STATE", "ORIGIN", "CRON", "TIMEZONE"
+                "ID",
+                "NAME",
+                "STATE",
+                "ORIGIN",
+                "CRON",
+                "TIMEZONE"
             );
             for s in ops::list(store).await? {
-                println!(
+                outln!(
                     "{:<6} {:<24} {:<8} {:<7} {:<20} {:<22} {}",
                     s.id,
                     s.spec.name,
@@ -218,15 +281,20 @@ pub async fn run(args: SchedulesCommand, settings: Settings) -> anyhow::Result<(
                 );
             }
         }
-        SchedulesCommand::Show { name } => {
+        SchedulesCommand::Show { name, json: true } => {
             let s = ops::get(store, &name).await?;
-            println!("{}", serde_json::to_string_pretty(&s)?);
+            let view = ScheduleDetail::load(store, s, clock.now()).await?;
+            outln!("{}", serde_json::to_string_pretty(&view)?);
+        }
+        SchedulesCommand::Show { name, json: false } => {
+            let s = ops::get(store, &name).await?;
+            outln!("{}", serde_json::to_string_pretty(&s)?);
             print_next(&s)?;
             let runs = ops::history(store, &s, 20).await?;
             if !runs.is_empty() {
-                println!("recent fires:");
+                outln!("recent fires:");
                 for r in runs {
-                    println!(
+                    outln!(
                         "  {}  {:<28} {:<9} {}{}",
                         r.fire_time.to_rfc3339(),
                         r.instance
@@ -241,16 +309,16 @@ pub async fn run(args: SchedulesCommand, settings: Settings) -> anyhow::Result<(
         }
         SchedulesCommand::Pause { name } => {
             let s = ops::pause(store, &name, clock.now()).await?;
-            println!("paused {}", s.spec.name);
+            outln!("paused {}", s.spec.name);
         }
         SchedulesCommand::Resume { name } => {
             let s = ops::resume(store, &name, clock.now()).await?;
-            println!("resumed {}", s.spec.name);
+            outln!("resumed {}", s.spec.name);
             print_next(&s)?;
         }
         SchedulesCommand::Delete { name } => {
             let s = ops::delete(store, &name).await?;
-            println!("deleted {} (id {})", s.spec.name, s.id);
+            outln!("deleted {} (id {})", s.spec.name, s.id);
         }
         SchedulesCommand::Preview { name, at } => {
             let s = ops::get(store, &name).await?;
@@ -270,32 +338,32 @@ pub async fn run(args: SchedulesCommand, settings: Settings) -> anyhow::Result<(
 
 fn print_next(s: &Schedule) -> anyhow::Result<()> {
     let from = s.cursor().max(SystemClock.now());
-    println!("next 10 fires ({}):", s.spec.timezone);
+    outln!("next 10 fires ({}):", s.spec.timezone);
     for t in ops::next_fires(&s.spec, from, 10)? {
-        println!("  {}", t.format("%Y-%m-%d %H:%M:%S %Z (%:z)"));
+        outln!("  {}", t.format("%Y-%m-%d %H:%M:%S %Z (%:z)"));
     }
     Ok(())
 }
 
 fn print_outcome(verb: &str, out: &FireOutcome) {
-    println!(
+    outln!(
         "schedule {} fire {} ({} instance(s))",
         out.schedule,
         out.fire_time.to_rfc3339(),
         out.items.len()
     );
     if out.items.is_empty() {
-        println!("  no instance matches the targets");
+        outln!("  no instance matches the targets");
     }
     for item in &out.items {
         match (&item.request, item.skipped) {
-            (_, Some(reason)) => println!(
+            (_, Some(reason)) => outln!(
                 "  {:<32} skipped: {} ({})",
                 item.instance.to_string(),
                 reason,
                 item.detail.as_deref().unwrap_or("")
             ),
-            (Some(r), None) => println!(
+            (Some(r), None) => outln!(
                 "  {:<32} {verb}{}: {} {} -> {}{}",
                 item.instance.to_string(),
                 match (item.job_id, item.created) {
@@ -314,7 +382,68 @@ fn print_outcome(verb: &str, out: &FireOutcome) {
                     .map(|p| format!(" oss://{}/{}", r.target_bucket.as_deref().unwrap_or(""), p))
                     .unwrap_or_default()
             ),
-            (None, None) => println!("  {:<32} (nothing)", item.instance.to_string()),
+            (None, None) => outln!("  {:<32} (nothing)", item.instance.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[command(flatten)]
+        a: AddArgs,
+    }
+
+    fn spec(extra: &[&str]) -> Result<ScheduleSpec, String> {
+        let mut v = vec![
+            "t",
+            "--name",
+            "n",
+            "--cron",
+            "0 2 * * *",
+            "--instance",
+            "cn-hangzhou/rm-1",
+        ];
+        v.extend_from_slice(extra);
+        let a = T::try_parse_from(v).map_err(|e| e.to_string())?.a;
+        let s = a.spec().map_err(|e| e.to_string())?;
+        s.validate().map_err(|e| e.to_string())?;
+        Ok(s)
+    }
+
+    #[test]
+    fn add_uses_the_shared_rules_and_any_case() {
+        let s = spec(&["--format", "parquet", "--target-type", "url"]).unwrap();
+        assert_eq!(s.template.format, FormatType::Parquet);
+        assert_eq!(
+            spec(&["--priority", "5000"]).unwrap_err(),
+            "priority: must be between -1000 and 1000"
+        );
+        assert_eq!(
+            spec(&["--max-attempts", "-1"]).unwrap_err(),
+            "max_attempts: must be between 1 and 100"
+        );
+        assert_eq!(spec(&["--priority", "-7"]).unwrap().priority, -7);
+        let e = spec(&["--jitter-seconds", "-1"]).unwrap_err();
+        assert!(e.contains("must not be negative"), "{e}");
+        let e = spec(&[
+            "--target-type",
+            "OSS",
+            "--bucket",
+            "Archive",
+            "--bucket-region",
+            "cn-hangzhou",
+            "--path",
+            "{instance}/",
+        ])
+        .unwrap_err();
+        assert!(
+            e.starts_with("template.bucket: must be an OSS bucket name"),
+            "{e}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! Validation lives here, next to the type, so every entry point (API, CLI, schedule,
 //! SQL through CHECK constraints) enforces the same conditional rules before the cloud does.
 
-use super::wire_enum;
+use super::{bounds, wire_enum};
 use serde::{Deserialize, Serialize};
 
 /// A rejected input: names the field and the rule it broke, so the operator can fix it.
@@ -67,22 +67,26 @@ pub struct DownloadRequest {
     /// OSS only, required there.
     #[serde(default)]
     pub target_path: Option<String>,
-    /// MongoDB sharded clusters only.
+    /// `ClusterName`: MongoDB sharded clusters only; an identifier.
     #[serde(default)]
     pub cluster_name: Option<String>,
-    /// MongoDB only (semantics undocumented, passed through).
+    /// `IsCluster` (MongoDB only): `true` or `false`. The cloud types it as a string and
+    /// documents no other value; its meaning (sharded cluster or not) is undocumented, so
+    /// it is passed through without a cross-field rule.
     #[serde(default)]
     pub is_cluster: Option<String>,
-    /// MongoDB authentication database (cloud default `admin`).
+    /// `AdminDatabase` (MongoDB only): the authentication database, cloud default
+    /// `admin`; a MongoDB database name.
     #[serde(default)]
     pub admin_database: Option<String>,
-    /// MongoDB only (semantics undocumented, passed through).
+    /// `PrimaryKeyTypeOnly` (MongoDB only): `true` or `false`; semantics undocumented.
     #[serde(default)]
     pub primary_key_type_only: Option<String>,
-    /// zstd compression of the output (cloud default false).
+    /// `UseZstd`: zstd compression of the output, `true` or `false` (cloud default false).
     #[serde(default)]
     pub use_zstd: Option<String>,
-    /// Physical download (one format only; passed through).
+    /// `IsPhysical` (boolean on the wire): the docs say it "applies only to one download
+    /// format" without naming it, so no format rule is enforced here; the cloud decides.
     #[serde(default)]
     pub is_physical: Option<bool>,
 }
@@ -94,28 +98,24 @@ fn required(field: &str, value: &Option<String>, rule: &str) -> Result<(), Valid
     }
 }
 
-pub(crate) fn identifier(field: &str, value: &str) -> Result<(), ValidationError> {
-    if value.trim().is_empty() {
-        return Err(ValidationError::new(
-            field,
-            "is required and must not be empty",
-        ));
-    }
-    if value.len() > 128
-        || !value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-    {
-        return Err(ValidationError::new(
-            field,
-            "must be 1-128 characters of letters, digits, '-', '_' or '.'",
-        ));
-    }
-    Ok(())
+/// Run `check` on an optional field when it is present.
+fn present<T: ?Sized>(
+    field: &str,
+    value: Option<&T>,
+    check: impl Fn(&str, &T) -> Result<(), ValidationError>,
+) -> Result<(), ValidationError> {
+    value.map_or(Ok(()), |v| check(field, v))
 }
 
+pub(crate) use bounds::identifier;
+
 impl DownloadRequest {
-    /// The conditional rules of dbs-api.md §3.1; the same rules are CHECK constraints in SQL.
+    /// The conditional rules of dbs-api.md §3.1 and the field rules of the contract
+    /// (docs/sql-interface.md); migration 0005 holds the same rules as CHECK constraints,
+    /// so a row SQL may insert is exactly a request this accepts.
+    ///
+    /// The MongoDB flags must already be lowercase here (what is stored); entry points go
+    /// through [`DownloadRequest::checked`], which normalizes them first.
     pub fn validate(&self) -> Result<(), ValidationError> {
         identifier("region", &self.region)?;
         identifier("instance", &self.instance)?;
@@ -125,21 +125,18 @@ impl DownloadRequest {
                 &self.bak_set_id,
                 "is required when bak_set_type is full",
             )?,
-            BakSetType::Pitr => match self.download_point_in_time {
-                Some(ms) if ms > 0 => {}
-                Some(_) => {
-                    return Err(ValidationError::new(
-                        "download_point_in_time",
-                        "must be a positive UNIX time in milliseconds",
-                    ))
-                }
-                None => {
+            BakSetType::Pitr => {
+                if self.download_point_in_time.is_none() {
                     return Err(ValidationError::new(
                         "download_point_in_time",
                         "is required when bak_set_type is pitr",
-                    ))
+                    ));
                 }
-            },
+            }
+        }
+        present("bak_set_id", self.bak_set_id.as_deref(), identifier)?;
+        if let Some(ms) = self.download_point_in_time {
+            bounds::point_in_time("download_point_in_time", ms)?;
         }
         if let Some(size) = self.bak_set_size {
             if size < 0 {
@@ -162,16 +159,66 @@ impl DownloadRequest {
                 &self.target_oss_region,
                 "is required when target_type is OSS",
             )?;
-            if let Some(path) = &self.target_path {
-                if path.split('/').any(|seg| seg == "..") {
-                    return Err(ValidationError::new(
-                        "target_path",
-                        "must not contain '..' segments",
-                    ));
+        }
+        present(
+            "target_bucket",
+            self.target_bucket.as_deref(),
+            bounds::bucket,
+        )?;
+        present(
+            "target_path",
+            self.target_path.as_deref(),
+            bounds::object_path,
+        )?;
+        present(
+            "target_oss_region",
+            self.target_oss_region.as_deref(),
+            identifier,
+        )?;
+        present("cluster_name", self.cluster_name.as_deref(), identifier)?;
+        present(
+            "admin_database",
+            self.admin_database.as_deref(),
+            bounds::admin_database,
+        )?;
+        for (field, value) in self.flags() {
+            present(field, value, |f, v: &str| {
+                if bounds::FLAG_VALUES.contains(&v) {
+                    Ok(())
+                } else {
+                    Err(ValidationError::new(f, "must be true or false"))
                 }
-            }
+            })?;
         }
         Ok(())
+    }
+
+    /// The MongoDB string flags by field name.
+    fn flags(&self) -> [(&'static str, Option<&str>); 3] {
+        [
+            ("is_cluster", self.is_cluster.as_deref()),
+            (
+                "primary_key_type_only",
+                self.primary_key_type_only.as_deref(),
+            ),
+            ("use_zstd", self.use_zstd.as_deref()),
+        ]
+    }
+
+    /// What every entry point (API, CLI, `dbs create-download`) calls: the MongoDB flags
+    /// in any case become `true`/`false`, then [`DownloadRequest::validate`].
+    pub fn checked(mut self) -> Result<Self, ValidationError> {
+        for (field, slot) in [
+            ("is_cluster", &mut self.is_cluster),
+            ("primary_key_type_only", &mut self.primary_key_type_only),
+            ("use_zstd", &mut self.use_zstd),
+        ] {
+            if let Some(v) = slot.as_deref() {
+                *slot = Some(bounds::flag(field, v)?);
+            }
+        }
+        self.validate()?;
+        Ok(self)
     }
 
     /// The instance this request runs against: the unit of the cloud's one-task rule.
@@ -229,7 +276,7 @@ mod tests {
         let mut r = DownloadRequest::example_full("cn-hangzhou", "rm-1", "123");
         r.target_type = TargetType::Oss;
         assert_eq!(r.validate().unwrap_err().field, "target_bucket");
-        r.target_bucket = Some("b".into());
+        r.target_bucket = Some("bkt".into());
         assert_eq!(r.validate().unwrap_err().field, "target_path");
         r.target_path = Some("a/../b".into());
         assert_eq!(r.validate().unwrap_err().field, "target_oss_region");
@@ -237,6 +284,85 @@ mod tests {
         assert_eq!(r.validate().unwrap_err().field, "target_path");
         r.target_path = Some("a/b".into());
         assert!(r.validate().is_ok());
+    }
+
+    fn full() -> DownloadRequest {
+        DownloadRequest::example_full("cn-hangzhou", "rm-1", "123")
+    }
+
+    fn field_of(r: &DownloadRequest) -> String {
+        r.validate().unwrap_err().field
+    }
+
+    #[test]
+    fn identifiers_when_present() {
+        let mut r = full();
+        r.cluster_name = Some("dds-1\u{1b}[31m".into());
+        assert_eq!(field_of(&r), "cluster_name");
+        r.cluster_name = Some("dds-example".into());
+        assert!(r.validate().is_ok());
+        r.bak_set_id = Some("x".repeat(129));
+        assert_eq!(field_of(&r), "bak_set_id");
+        let mut r = full();
+        r.target_oss_region = Some("cn hangzhou".into());
+        assert_eq!(field_of(&r), "target_oss_region");
+        let mut r = full();
+        r.region = "cn/hangzhou".into();
+        assert_eq!(field_of(&r), "region");
+    }
+
+    #[test]
+    fn size_and_point_in_time_for_any_type() {
+        let mut r = full();
+        r.bak_set_size = Some(-1);
+        assert_eq!(field_of(&r), "bak_set_size");
+        r.bak_set_size = Some(0);
+        assert!(r.validate().is_ok());
+        // A full download with a point in time in seconds is refused too.
+        r.download_point_in_time = Some(1_661_331_864);
+        let e = r.validate().unwrap_err();
+        assert_eq!(e.field, "download_point_in_time");
+        assert!(e.rule.contains("UNIX milliseconds"), "{e}");
+        r.download_point_in_time = Some(bounds::TIME_MS.end() + 1);
+        assert_eq!(field_of(&r), "download_point_in_time");
+        r.download_point_in_time = Some(*bounds::TIME_MS.end());
+        assert!(r.validate().is_ok());
+    }
+
+    #[test]
+    fn bucket_and_path_whatever_the_target() {
+        let mut r = full();
+        r.target_bucket = Some("My_Bucket".into());
+        assert_eq!(field_of(&r), "target_bucket");
+        r.target_bucket = Some("my-bucket".into());
+        r.target_path = Some("../etc".into());
+        assert_eq!(field_of(&r), "target_path");
+        r.target_path = Some("a\tb".into());
+        assert_eq!(field_of(&r), "target_path");
+        r.target_path = Some("x".repeat(bounds::TEXT_MAX_LEN + 1));
+        assert_eq!(field_of(&r), "target_path");
+        r.target_path = Some("archive/rm-1/".into());
+        assert!(r.validate().is_ok());
+    }
+
+    #[test]
+    fn mongo_parameters() {
+        let mut r = full();
+        r.admin_database = Some("admin.db".into());
+        assert_eq!(field_of(&r), "admin_database");
+        r.admin_database = Some("admin".into());
+        r.is_cluster = Some("TRUE".into());
+        // Stored spelling only; `checked` normalizes what an operator typed.
+        assert_eq!(field_of(&r), "is_cluster");
+        let r = r.checked().unwrap();
+        assert_eq!(r.is_cluster.as_deref(), Some("true"));
+        let mut r = full();
+        r.use_zstd = Some("yes".into());
+        assert_eq!(r.clone().checked().unwrap_err().field, "use_zstd");
+        r.use_zstd = None;
+        r.primary_key_type_only = Some("False".into());
+        let r = r.checked().unwrap();
+        assert_eq!(r.primary_key_type_only.as_deref(), Some("false"));
     }
 
     #[test]

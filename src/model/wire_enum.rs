@@ -19,6 +19,15 @@ macro_rules! wire_enum {
             pub fn as_str(&self) -> &'static str {
                 match self { $(Self::$variant => $wire),+ }
             }
+
+            /// Any letter case (`csv` ⇒ `CSV`): what the command line accepts. The wire
+            /// values differ in more than case, so this is never ambiguous.
+            pub fn parse_any_case(s: &str) -> Result<Self, $crate::model::ValidationError> {
+                Self::ALL
+                    .iter()
+                    .find(|w| w.eq_ignore_ascii_case(s))
+                    .map_or_else(|| s.parse(), |w| w.parse())
+            }
         }
 
         impl std::fmt::Display for $name {

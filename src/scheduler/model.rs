@@ -6,7 +6,9 @@
 
 use super::cron::CronSchedule;
 use super::template;
-use crate::model::{wire_enum, FormatType, InstanceKey, JobId, TargetType, ValidationError};
+use crate::model::{
+    bounds, wire_enum, FormatType, InstanceKey, JobId, TargetType, ValidationError,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
@@ -314,6 +316,7 @@ impl Template {
                     "template.bucket_region",
                     self.bucket_region.as_deref().unwrap_or(""),
                 )?;
+                bounds::bucket("template.bucket", self.bucket.as_deref().unwrap_or(""))?;
                 template::check_path("template.path", self.path.as_deref().unwrap_or(""))
             }
             TargetType::Url => {
@@ -432,18 +435,8 @@ impl ScheduleSpec {
                 "must be at most 86400",
             ));
         }
-        if !(1..=100).contains(&self.max_attempts) {
-            return Err(ValidationError::new(
-                "max_attempts",
-                "must be between 1 and 100",
-            ));
-        }
-        if !(-1000..=1000).contains(&self.priority) {
-            return Err(ValidationError::new(
-                "priority",
-                "must be between -1000 and 1000",
-            ));
-        }
+        bounds::max_attempts("max_attempts", self.max_attempts)?;
+        bounds::priority("priority", self.priority)?;
         Ok(cron)
     }
 
@@ -474,20 +467,14 @@ pub fn serde_error(e: impl fmt::Display) -> ValidationError {
 }
 
 fn ident(field: &str, value: &str) -> Result<(), ValidationError> {
-    if value.is_empty()
-        || value.len() > 128
-        || !value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        || value == "."
-        || value == ".."
-    {
+    if value == "." || value == ".." {
         return Err(ValidationError::new(
             field,
-            format!("{value:?} must be 1-128 characters of letters, digits, '-', '_' or '.'"),
+            format!("{value:?} is not a name"),
         ));
     }
-    Ok(())
+    bounds::identifier(field, value)
+        .map_err(|e| ValidationError::new(e.field, format!("{value:?} {}", e.rule)))
 }
 
 /// A stored schedule.

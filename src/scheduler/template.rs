@@ -205,7 +205,7 @@ mod tests {
         let mut spec = ScheduleSpec::example("n", "cn-hangzhou", "rm-1");
         spec.backup = BackupSelection::PitrAtFireTime;
         spec.template.target_type = TargetType::Oss;
-        spec.template.bucket = Some("b".into());
+        spec.template.bucket = Some("bkt".into());
         spec.template.bucket_region = Some("cn-hangzhou".into());
         spec.template.path = Some("{instance}/{date}".into());
         let key = InstanceKey::new("cn-hangzhou", "rm-1");

@@ -12,6 +12,7 @@ mod instances;
 mod openapi;
 mod schedules;
 mod status_page;
+mod validation;
 
 use crate::helpers::db::TestDb;
 use chrono::Utc;

@@ -5,7 +5,10 @@
 //! alert rules names only metrics that a real scrape exposes.
 
 use super::harness::{self, repo_path};
-use dbs_archiver::config::Settings;
+use crate::api::spawn_app_with;
+use crate::helpers::db::{both_backends, TestDb};
+use dbs_archiver::config::{Role, Settings};
+use secrecy::ExposeSecret;
 use serde_norway::Value;
 use std::collections::BTreeSet;
 
@@ -103,27 +106,31 @@ fn compose_parses_and_every_mounted_file_exists() {
     }
 }
 
+/// The `DBS_ARCHIVER*` variables compose gives a service.
+fn compose_env(name: &str, svc: &Value) -> Vec<(String, String)> {
+    let Some(env) = svc["environment"].as_mapping() else {
+        return Vec::new();
+    };
+    env.iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                Value::Bool(b) => b.to_string(),
+                Value::Number(n) => n.to_string(),
+                other => panic!("{name}: unexpected env value {other:?}"),
+            };
+            (k.as_str().unwrap().to_string(), v)
+        })
+        .filter(|(k, _)| k.starts_with("DBS_ARCHIVER"))
+        .collect()
+}
+
 #[test]
 fn compose_environment_maps_to_real_settings() {
     let mut seen = 0;
     for (name, svc) in compose_services() {
         let name = name.as_str().unwrap_or_default().to_string();
-        let Some(env) = svc["environment"].as_mapping() else {
-            continue;
-        };
-        let vars: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Bool(b) => b.to_string(),
-                    Value::Number(n) => n.to_string(),
-                    other => panic!("{name}: unexpected env value {other:?}"),
-                };
-                (k.as_str().unwrap().to_string(), v)
-            })
-            .filter(|(k, _)| k.starts_with("DBS_ARCHIVER"))
-            .collect();
+        let vars = compose_env(&name, &svc);
         if vars.is_empty() {
             continue;
         }
@@ -151,6 +158,53 @@ fn compose_environment_maps_to_real_settings() {
     )];
     assert!(Settings::load_from(None, bogus).is_err());
 }
+
+/// The `curl` of docs/operations.md, with the token compose sets, enqueues a job (and the
+/// compose read token may not).
+async fn the_documented_compose_curl_enqueues(db: TestDb) {
+    let doc = std::fs::read_to_string(repo_path("docs/operations.md")).unwrap();
+    let start = doc
+        .find("curl -X POST localhost:8080/v1/downloads")
+        .expect("the curl");
+    let block = &doc[start..start + doc[start..].find("```").unwrap()];
+    let token = block
+        .split("Bearer ")
+        .nth(1)
+        .and_then(|t| t.split('\'').next())
+        .expect("a bearer token");
+    let body = block.split("-d '").nth(1).expect("a body").trim_end();
+    let body = body.strip_suffix('\'').expect("quoted body");
+    let now_ms = chrono::Utc::now().timestamp_millis().to_string();
+    let body = body.replace(r#"'"$(date +%s)000"'"#, &now_ms);
+    let services = compose_services();
+    let vars = compose_env("dbs-archiver", &services["dbs-archiver"]);
+    let compose = Settings::load_from(None, vars).expect("compose settings");
+    assert!(
+        compose.api.tokens.len() >= 2,
+        "compose sets an admin and a read token"
+    );
+    let app = spawn_app_with(db, |s| s.api.tokens = compose.api.tokens.clone()).await;
+    let post = |token: &str| {
+        app.http
+            .post(app.url("/v1/downloads"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+    };
+    let r = app.send(post(token)).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json()["request"]["instance"], "rm-demo0001");
+    let read = compose
+        .api
+        .tokens
+        .iter()
+        .find(|t| t.role == Role::Read)
+        .expect("a read token");
+    let r = app.send(post(read.token.expose_secret())).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+}
+
+both_backends!(the_documented_compose_curl_enqueues);
 
 #[test]
 fn dockerfile_copies_paths_that_exist_and_builds_the_binary() {

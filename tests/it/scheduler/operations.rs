@@ -37,7 +37,7 @@ async fn bad_input_names_the_field_and_stores_nothing(db: TestDb) {
         ("template.path", {
             let mut s = good.clone();
             s.template.target_type = TargetType::Oss;
-            s.template.bucket = Some("b".into());
+            s.template.bucket = Some("bkt".into());
             s.template.bucket_region = Some("cn-hangzhou".into());
             s.template.path = Some("{instance}/{yyyy}".into());
             s
@@ -45,7 +45,7 @@ async fn bad_input_names_the_field_and_stores_nothing(db: TestDb) {
         ("template.path", {
             let mut s = good.clone();
             s.template.target_type = TargetType::Oss;
-            s.template.bucket = Some("b".into());
+            s.template.bucket = Some("bkt".into());
             s.template.bucket_region = Some("cn-hangzhou".into());
             s.template.path = Some("archive/../other/{instance}".into());
             s
