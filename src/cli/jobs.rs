@@ -58,6 +58,14 @@ pub enum JobsCommand {
         #[arg(long, default_value = "retried from the CLI")]
         reason: String,
     },
+    /// Delete a finished job (succeeded, failed or cancelled) and its history, e.g. a row
+    /// quarantined with error Store.Quarantined.
+    #[command(after_help = "Examples:
+  dbs-archiver jobs delete 42")]
+    Delete {
+        /// The job id.
+        id: JobId,
+    },
     /// Live progress of running downloads until the queue is idle, then a summary table.
     #[command(after_help = "Examples:
   dbs-archiver jobs watch
@@ -259,6 +267,17 @@ pub async fn run(cmd: JobsCommand, settings: Settings) -> anyhow::Result<()> {
                 )
             }
         }
+        JobsCommand::Delete { id } => match store.job_delete(id).await? {
+            None => anyhow::bail!("no job {id}"),
+            Some(state) if state.is_terminal() => {
+                outln!("job {id} deleted");
+                Ok(())
+            }
+            Some(state) => anyhow::bail!(
+                "job {id} is {state} and cannot be deleted (only succeeded, failed or cancelled \
+                 jobs can; cancel a queued job first)"
+            ),
+        },
         JobsCommand::Watch(a) => watch(&store, a).await,
     }
 }

@@ -2,7 +2,7 @@
 //! over a real database where one is involved (both backends).
 
 use crate::api::{spawn_app, ADMIN_TOKEN};
-use crate::helpers::db::{both_backends, TestDb};
+use crate::helpers::db::{both_backends, Backend, TestDb};
 use clap::Parser;
 use dbs_archiver::cli::Cli;
 use std::process::{Command, Output, Stdio};
@@ -288,3 +288,53 @@ async fn json_output_is_the_api_shape(db: TestDb) {
 }
 
 both_backends!(json_output_is_the_api_shape);
+
+/// A quarantined row (here: smuggled past the rules, then read) can be shown and deleted
+/// from the CLI; a job still in the queue cannot be deleted.
+async fn jobs_delete_removes_a_finished_job_only(db: TestDb) {
+    let url = db.url.clone();
+    let queued = db.enqueue("rm-live").await.id;
+    let smuggle = match db.backend {
+        Backend::Sqlite => {
+            "PRAGMA ignore_check_constraints = ON; INSERT INTO jobs (region, \
+            instance, bak_set_type, bak_set_id, format, target_type, priority) VALUES \
+            ('cn-hangzhou', 'rm-q', 'full', '1', 'CSV', 'URL', 'high');"
+        }
+        Backend::Postgres => {
+            "ALTER TABLE jobs DROP CONSTRAINT jobs_run_at_time; INSERT INTO \
+            jobs (region, instance, bak_set_type, bak_set_id, format, target_type, run_at) \
+            VALUES ('cn-hangzhou', 'rm-q', 'full', '1', 'CSV', 'URL', '-infinity');"
+        }
+    };
+    db.exec(smuggle).await.unwrap();
+    let bad = db.query_i64("SELECT max(id) FROM jobs").await.to_string();
+    let queued = queued.to_string();
+    let cli = move |args: Vec<String>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(&args, &[("DBS_ARCHIVER__DATABASE__URL", &url)])
+        })
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let show = cli(args(&["jobs", "show", &bad, "--json"])).await.unwrap();
+    assert!(show.status.success(), "{}", stderr(&show));
+    let job: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(job["last_error"]["code"], "Store.Quarantined");
+    let refused = cli(args(&["jobs", "delete", &queued])).await.unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("cannot be deleted"),
+        "{}",
+        stderr(&refused)
+    );
+    let deleted = cli(args(&["jobs", "delete", &bad])).await.unwrap();
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    assert_eq!(
+        db.query_i64(&format!("SELECT count(*) FROM jobs WHERE id = {bad}"))
+            .await,
+        0
+    );
+}
+
+both_backends!(jobs_delete_removes_a_finished_job_only);

@@ -287,6 +287,12 @@ impl Store for SqliteStore {
 
     async fn job_enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
         job.request.validate()?;
+        crate::model::bounds::job_options(
+            job.priority,
+            job.max_attempts,
+            job.idempotency_key.as_deref(),
+            job.run_at,
+        )?;
         let r = &job.request;
         let now = Utc::now();
         let mut tx = self.begin().await?;
