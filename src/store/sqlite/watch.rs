@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// How often the watcher looks: the wake-up latency of a SQL insert from another process.
-pub(crate) const INTERVAL: Duration = Duration::from_millis(25);
+pub(crate) const INTERVAL: Duration = Duration::from_millis(50);
 
 /// Watch until `stop` fires; reconnects after an error.
 pub(crate) async fn run(
