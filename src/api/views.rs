@@ -113,6 +113,9 @@ pub struct EnqueueBody {
     pub use_zstd: Option<String>,
     #[serde(default)]
     pub is_physical: Option<bool>,
+    /// URL targets only: the configured sink to fetch the archive into (docs/archives.md).
+    #[serde(default)]
+    pub sink: Option<String>,
     /// Higher runs first; default 0; -1000..=1000.
     #[serde(default)]
     pub priority: Option<i32>,
@@ -152,6 +155,7 @@ impl EnqueueBody {
             primary_key_type_only: self.primary_key_type_only,
             use_zstd: self.use_zstd,
             is_physical: self.is_physical,
+            sink: self.sink,
         };
         let options = EnqueueOptions {
             priority: self.priority,
@@ -185,6 +189,7 @@ pub struct RequestView {
     pub primary_key_type_only: Option<String>,
     pub use_zstd: Option<String>,
     pub is_physical: Option<bool>,
+    pub sink: Option<String>,
 }
 
 impl From<DownloadRequest> for RequestView {
@@ -207,6 +212,7 @@ impl From<DownloadRequest> for RequestView {
             primary_key_type_only: r.primary_key_type_only,
             use_zstd: r.use_zstd,
             is_physical: r.is_physical,
+            sink: r.sink,
         }
     }
 }

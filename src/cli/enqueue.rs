@@ -66,6 +66,9 @@ pub struct EnqueueArgs {
     /// IsPhysical (passed through).
     #[arg(long)]
     pub is_physical: Option<bool>,
+    /// URL targets only: the `[[sinks]]` entry to fetch the archive into.
+    #[arg(long)]
+    pub sink: Option<String>,
     /// Higher runs first.
     #[arg(long, default_value_t = 0)]
     pub priority: i32,
@@ -118,6 +121,7 @@ impl EnqueueArgs {
             primary_key_type_only: self.primary_key_type_only.clone(),
             use_zstd: self.use_zstd.clone(),
             is_physical: self.is_physical,
+            sink: self.sink.clone(),
         };
         r.validate()
             .map_err(|e| anyhow::anyhow!("{}: {}", flag_name(&e.field), e.rule))?;

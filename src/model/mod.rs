@@ -5,6 +5,7 @@ mod job;
 mod request;
 mod wire_enum;
 
+pub(crate) use request::identifier;
 pub(crate) use wire_enum::wire_enum;
 
 pub use job::{

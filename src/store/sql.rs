@@ -10,7 +10,7 @@ pub(crate) const JOB_COLUMNS: &str = "id, region, instance, bak_set_type, bak_se
     remote_status, remote_progress, export_data_size, import_data_size, backup_set_time, \
     download_url, download_url_expires_at, next_poll_at, polls, remote_retries, \
     last_error_code, last_error_message, last_error_request_id, schedule_id, fire_time, \
-    idempotency_key, created_at, started_at, finished_at, updated_at";
+    idempotency_key, created_at, started_at, finished_at, updated_at, sink";
 
 /// Columns of `job_events`.
 pub(crate) const EVENT_COLUMNS: &str = "id, job_id, from_state, to_state, at, reason, request_id";
@@ -111,6 +111,7 @@ macro_rules! row_decoders {
                 primary_key_type_only: row.try_get("primary_key_type_only")?,
                 use_zstd: row.try_get("use_zstd")?,
                 is_physical: row.try_get("is_physical")?,
+                sink: row.try_get("sink")?,
             };
             let last_error = match row.try_get::<Option<String>, _>("last_error_code")? {
                 Some(code) => Some(JobError {
