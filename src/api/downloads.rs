@@ -63,6 +63,7 @@ pub async fn enqueue(
     let key = idempotency_key(&headers)?;
     let (request, options) = body.into_parts();
     request.validate()?;
+    crate::archive::settings::check_sink_name(&state.sinks, request.sink.as_deref())?;
     let priority = options.priority.unwrap_or(0);
     if !(-1000..=1000).contains(&priority) {
         return Err(ApiError::invalid(
@@ -264,9 +265,11 @@ pub async fn get(
         .await?
         .ok_or_else(|| not_found(id))?;
     let events = state.store.event_list(id).await?;
+    let archive = state.store.archive_get_by_job(id).await?;
     Ok(Json(JobDetail {
         job: job.into(),
         events: events.into_iter().map(EventView::from).collect(),
+        archive: archive.map(Into::into),
     }))
 }
 

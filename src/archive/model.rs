@@ -92,6 +92,43 @@ pub struct ArchiveEvent {
     pub reason: String,
 }
 
+/// `key: value` lines for `jobs show`: where the archive is, or how far its fetch got.
+pub fn summary(a: &Archive) -> Vec<(&'static str, String)> {
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let mut kv = vec![
+        ("archive", format!("{} (sink {})", a.state, a.sink)),
+        (
+            "archive_progress",
+            match a.expected_size {
+                Some(n) if n > 0 => format!(
+                    "{} / {} bytes ({:.0}%), attempt {}/{}",
+                    a.bytes_done,
+                    n,
+                    a.bytes_done as f64 * 100.0 / n as f64,
+                    a.attempts,
+                    a.max_attempts
+                ),
+                _ => format!(
+                    "{} bytes, attempt {}/{}",
+                    a.bytes_done, a.attempts, a.max_attempts
+                ),
+            },
+        ),
+    ];
+    if a.state == ArchiveState::Stored || a.location.is_some() {
+        kv.push(("archive_location", dash(a.location.clone())));
+        kv.push(("archive_size", dash(a.size.map(|s| s.to_string()))));
+        kv.push(("archive_sha256", dash(a.sha256.clone())));
+    }
+    if let Some(code) = &a.last_error_code {
+        kv.push((
+            "archive_error",
+            format!("{code}: {}", a.last_error.as_deref().unwrap_or("")),
+        ));
+    }
+    kv
+}
+
 /// Why a field of an archive row could not be read.
 pub(crate) fn corrupt(column: &str, e: ValidationError) -> crate::store::StoreError {
     crate::store::StoreError::Corrupt(format!("{column}: {e}"))

@@ -131,6 +131,8 @@ impl EnqueueArgs {
 
 pub async fn run(args: EnqueueArgs, settings: Settings) -> anyhow::Result<()> {
     let request = args.to_request()?;
+    crate::archive::settings::check_sink_name(&settings.sinks, request.sink.as_deref())
+        .map_err(|e| anyhow::anyhow!("--{}: {}", e.field, e.rule))?;
     if let Some(n) = args.max_attempts {
         if n < 1 {
             anyhow::bail!("--max-attempts: must be at least 1");

@@ -6,7 +6,7 @@
 //! due; each step calls the services' `run_once`.
 
 mod cost;
-mod crash;
+pub(crate) mod crash;
 mod db_outage;
 mod errors;
 mod fleet;
