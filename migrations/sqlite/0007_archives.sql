@@ -3,8 +3,11 @@
 -- the jobs state machine stays as it is. Times are INTEGER UNIX milliseconds on both
 -- backends, so the store's SQL is written once.
 
--- The sink a request asked for (NULL = `archive.default_sink`, if any).
-ALTER TABLE jobs ADD COLUMN sink TEXT;
+-- The sink a request asked for (NULL = `archive.default_sink`, if any); only URL targets
+-- are fetched into a sink.
+ALTER TABLE jobs ADD COLUMN sink TEXT
+    CONSTRAINT jobs_sink_url_only
+    CHECK (sink IS NULL OR (target_type = 'URL' AND length(trim(sink)) > 0));
 
 CREATE TABLE archives (
     id                INTEGER PRIMARY KEY AUTOINCREMENT,

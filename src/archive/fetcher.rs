@@ -24,6 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// The shortest wait before a retry.
+const MIN_RETRY_DELAY: Duration = Duration::from_secs(1);
+
 /// What the fetcher needs from the settings.
 #[derive(Debug, Clone)]
 pub struct FetcherConfig {
@@ -393,10 +396,11 @@ impl Fetcher {
     /// The backoff of `worker.retry`, but never later than `expiry_margin` before the link
     /// expires: a fetch that must resume is retried early rather than after the link died.
     fn retry_at(&self, a: &Archive, now: DateTime<Utc>) -> DateTime<Utc> {
+        // At least a second: a link that keeps dropping is not hammered in a tight loop.
         let delay = self
             .config
             .retry
-            .delay_random(a.attempts.max(1) as u32, None);
+            .delay_random(a.attempts.max(1) as u32, Some(MIN_RETRY_DELAY));
         let at = now + chrono_dur(delay);
         match a.url_expires_at {
             Some(exp) => {

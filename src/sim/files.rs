@@ -179,6 +179,8 @@ pub(crate) async fn serve_file(
                 return None;
             }
             if stop.is_some_and(|s| at >= s) {
+                // Let the bytes sent so far reach the client before the connection dies.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 let e = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected drop");
                 return Some((Err(e), end));
             }

@@ -114,13 +114,23 @@ async fn expired_link_fails_with_a_clear_error_and_an_alert(db: TestDb) {
     let fetcher = a.fetcher(fetcher_config(Some("local")));
     let before = counter(dbs_archiver::archive::metrics::LINK_EXPIRED);
 
-    // The cloud answers 403: the task was cleared, so its link is dead before its time.
-    let cleared = a.succeeded_url_job(0, 0, None).await;
+    // The cloud answers 403: the task itself has expired (simulated time jumps past the
+    // three days), although the link's own expiry time has not come yet.
+    let dead = a.succeeded_url_job(0, 0, None).await;
     assert_eq!(fetcher.discover().await.unwrap(), 1);
-    a.rig.sim.clear_instance(&instance(0));
+    a.rig.sim.advance(Duration::from_secs(4 * 86_400));
     let r = fetcher.run_once().await.unwrap();
     assert_eq!((r.stored, r.failed), (0, 1), "{r:?}");
-    let archive = a.archive_of(&cleared).await;
+    let archive = a.archive_of(&dead).await;
+    let task = dead.remote.task_id.clone().unwrap();
+    assert!(
+        a.rig
+            .sim
+            .file_requests()
+            .iter()
+            .any(|r| r.task_id == task && r.status == 403),
+        "the link was tried and refused"
+    );
     assert_eq!(archive.state, ArchiveState::Failed);
     assert_eq!(
         archive.last_error_code.as_deref(),

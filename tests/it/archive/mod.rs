@@ -3,6 +3,7 @@
 //! killed process, expired links failing loudly, retention deleting exactly what its rule
 //! says. Both backends; the simulator serves the files over real TCP.
 
+mod api;
 mod crash;
 mod fetch;
 mod retention;
