@@ -173,6 +173,7 @@ pub fn build_request(
     }
     req.format = spec.template.format;
     req.target_type = spec.template.target_type;
+    req.sink = spec.template.sink.clone();
     if spec.template.target_type == TargetType::Oss {
         req.target_bucket = spec.template.bucket.clone();
         req.target_oss_region = spec.template.bucket_region.clone();
