@@ -90,8 +90,9 @@ pub struct ArchiveFilter {
 /// Archives, on some database.
 #[async_trait]
 pub trait ArchiveStore: Send + Sync {
-    /// Succeeded URL jobs whose link is still valid at `now` and which have no archive yet;
-    /// jobs without a `sink` only when `with_default_sink`.
+    /// Succeeded URL jobs whose link is still valid at `now` (or has no reported expiry
+    /// and finished within three days) and which have no archive yet; jobs without a
+    /// `sink` only when `with_default_sink`.
     async fn archive_candidates(
         &self,
         now: DateTime<Utc>,
@@ -139,6 +140,10 @@ pub trait ArchiveStore: Send + Sync {
     /// Archives per state (metrics).
     async fn archive_count_by_state(&self) -> Result<Vec<(ArchiveState, i64)>, StoreError>;
 }
+
+/// A link whose expiry the cloud did not report is tried if its task finished this
+/// recently (the cloud keeps URL files three days).
+const UNKNOWN_EXPIRY_WINDOW: chrono::Duration = chrono::Duration::days(3);
 
 /// Columns of `archives`, in one place for every `SELECT` and `RETURNING`.
 pub(crate) const ARCHIVE_COLUMNS: &str = "id, job_id, sink, region, instance, task_id, url, \
@@ -250,7 +255,9 @@ macro_rules! archive_store {
                 ) -> Result<Vec<Job>, StoreError> {
                     let sql = format!(
                         "SELECT {} FROM jobs WHERE state = 'succeeded' AND target_type = 'URL' \
-                         AND download_url IS NOT NULL AND download_url_expires_at > $1 \
+                         AND download_url IS NOT NULL \
+                         AND (download_url_expires_at > $1 \
+                              OR (download_url_expires_at IS NULL AND finished_at > $4)) \
                          AND (sink IS NOT NULL OR $2 = 1) \
                          AND NOT EXISTS (SELECT 1 FROM archives a WHERE a.job_id = jobs.id) \
                          ORDER BY id LIMIT $3",
@@ -260,6 +267,7 @@ macro_rules! archive_store {
                         .bind($job_time(now))
                         .bind(i64::from(with_default_sink))
                         .bind(i64::from(limit))
+                        .bind($job_time(now - UNKNOWN_EXPIRY_WINDOW))
                         .fetch_all(&self.pool)
                         .await?;
                     rows.iter().map($job).collect()
