@@ -8,6 +8,7 @@ mod crash;
 mod fetch;
 mod retention;
 mod s3;
+mod sql;
 
 use crate::helpers::db::TestDb;
 use crate::worker::{full_request, instance, sim_config, test_config, Rig};
