@@ -189,21 +189,13 @@ impl Fetcher {
     /// One round: discover, rescue, claim and fetch; returns when every fetch it started
     /// has ended.
     pub async fn run_once(&self) -> Result<FetchReport, StoreError> {
+        let (created, rescued) = self.prepare().await?;
         let mut report = FetchReport {
-            created: self.discover().await?,
+            created,
+            rescued,
             ..FetchReport::default()
         };
-        let now = self.clock.now();
-        report.rescued = self.store.archive_rescue_expired(now).await?.len();
-        let claimed = self
-            .store
-            .archive_claim(
-                &self.config.owner,
-                self.config.concurrency,
-                self.config.lease,
-                now,
-            )
-            .await?;
+        let claimed = self.claim(self.config.concurrency).await?;
         let outcomes =
             futures::future::join_all(claimed.into_iter().map(|a| self.fetch_one(a))).await;
         for o in outcomes {
@@ -215,6 +207,28 @@ impl Fetcher {
             }
         }
         Ok(report)
+    }
+
+    /// Discover new archives and rescue abandoned ones: (created, rescued).
+    async fn prepare(&self) -> Result<(usize, usize), StoreError> {
+        let created = self.discover().await?;
+        let rescued = self
+            .store
+            .archive_rescue_expired(self.clock.now())
+            .await?
+            .len();
+        Ok((created, rescued))
+    }
+
+    async fn claim(&self, limit: u32) -> Result<Vec<Archive>, StoreError> {
+        self.store
+            .archive_claim(
+                &self.config.owner,
+                limit,
+                self.config.lease,
+                self.clock.now(),
+            )
+            .await
     }
 
     fn fence(&self, a: &Archive) -> ArchiveFence {
@@ -415,31 +429,48 @@ impl Fetcher {
         }
     }
 
-    /// Run rounds until `stop`; a round that found work is followed at once by the next.
+    /// Run until `stop`: keep up to `concurrency` fetches in flight, claiming a new one as
+    /// soon as a slot frees (a long fetch never holds up the others), and look for new work
+    /// on every wake-up, notification or `idle_poll`.
     pub async fn run(self, stop: CancellationToken) {
         let wake = self.store.job_notifier();
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            self.config.concurrency as usize,
+        ));
+        let mut running = tokio::task::JoinSet::new();
         loop {
-            // A fetch cut off by the stop keeps its partial file and its lease; the next
-            // start rescues it when the lease expires and resumes with a range request.
-            let round = tokio::select! {
-                _ = stop.cancelled() => return,
-                r = self.run_once() => r,
-            };
-            let busy = match round {
-                Ok(r) => r.stored + r.retried + r.failed + r.created > 0,
-                Err(e) => {
-                    tracing::warn!(error = %e, "archive fetcher round failed");
-                    false
+            if let Err(e) = self.prepare().await {
+                tracing::warn!(error = %e, "archive fetcher round failed");
+            }
+            let free = slots.available_permits() as u32;
+            if free > 0 {
+                match self.claim(free).await {
+                    Ok(claimed) => {
+                        for a in claimed {
+                            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                                break;
+                            };
+                            let me = self.clone();
+                            running.spawn(async move {
+                                let _slot = permit;
+                                if let Err(e) = me.fetch_one(a).await {
+                                    tracing::warn!(error = %e, "could not record a fetch outcome; the lease will expire and the fetch resume");
+                                }
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "archive claim failed"),
                 }
-            };
-            if busy {
-                if stop.is_cancelled() {
-                    return;
-                }
-                continue;
             }
             tokio::select! {
-                _ = stop.cancelled() => return,
+                // A fetch cut off by the stop keeps its partial file and its lease; the
+                // next start rescues it when the lease expires and resumes with a range
+                // request.
+                _ = stop.cancelled() => {
+                    running.abort_all();
+                    return;
+                }
+                Some(_) = running.join_next(), if !running.is_empty() => {}
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(self.config.idle_poll) => {}
             }
