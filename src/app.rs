@@ -140,6 +140,15 @@ impl App {
             &mut services,
             &stop,
         );
+        // URL downloads → archives in the configured sinks, and their retention.
+        crate::archive::spawn(
+            &self.store,
+            &self.settings,
+            self.worker.clock.clone(),
+            &self.worker.config.owner,
+            &mut services,
+            &stop,
+        )?;
         // More services plug in here: spawn into `services`, return when `stop` fires.
 
         tracing::info!(

@@ -45,6 +45,12 @@ pub struct Settings {
     pub api: ApiSettings,
     pub telemetry: TelemetrySettings,
     pub scheduler: SchedulerSettings,
+    /// `[[sinks]]`: where URL downloads are archived (docs/archives.md).
+    #[serde(default)]
+    pub sinks: Vec<crate::archive::SinkSettings>,
+    /// `[archive]`: the fetcher and retention.
+    #[serde(default)]
+    pub archive: crate::archive::ArchiveSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -431,6 +437,8 @@ impl Settings {
             .validate()
             .map_err(|e| invalid(&e.field, e.rule))?;
         crate::scheduler::sync::validate_declared(&sc.schedules)
+            .map_err(|e| invalid(&e.field, e.rule))?;
+        crate::archive::settings::validate(&self.sinks, &self.archive)
             .map_err(|e| invalid(&e.field, e.rule))?;
         Ok(())
     }

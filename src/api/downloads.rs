@@ -58,6 +58,7 @@ pub async fn enqueue(
     let key = idempotency_key(&headers)?;
     let (request, options) = body.into_parts();
     let request = request.checked()?;
+    crate::archive::settings::check_sink_name(&state.sinks, request.sink.as_deref())?;
     let priority = options.priority.unwrap_or(0);
     let max_attempts = options.max_attempts.unwrap_or(state.default_max_attempts);
     let run_at = options.run_at;
@@ -245,9 +246,11 @@ pub async fn get(
         .await?
         .ok_or_else(|| not_found(id))?;
     let events = state.store.event_list(id).await?;
+    let archive = state.store.archive_get_by_job(id).await?;
     Ok(Json(JobDetail {
         job: job.into(),
         events: events.into_iter().map(EventView::from).collect(),
+        archive: archive.map(Into::into),
     }))
 }
 

@@ -51,6 +51,8 @@ pub struct ApiState {
     pub backups: Option<Arc<dyn BackupFinder>>,
     /// `scheduler.latest_full_window_hours`.
     pub backup_window: chrono::Duration,
+    /// `[[sinks]]`: a request's `sink` must name one of them.
+    pub sinks: Arc<Vec<crate::archive::SinkSettings>>,
 }
 
 impl ApiState {
@@ -66,6 +68,7 @@ impl ApiState {
             backup_window: chrono::Duration::hours(i64::from(
                 settings.scheduler.latest_full_window_hours,
             )),
+            sinks: Arc::new(settings.sinks.clone()),
         }
     }
 

@@ -352,6 +352,8 @@ pub struct TemplateDoc {
     bucket_region: Option<String>,
     /// OSS only: `TargetPath` with placeholders such as `{instance}` and `{date}`.
     path: Option<String>,
+    /// URL only: the `[[sinks]]` entry each fire's archive is fetched into.
+    sink: Option<String>,
 }
 
 /// What an operator declares: the body of create and update.

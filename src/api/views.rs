@@ -113,6 +113,9 @@ pub struct EnqueueBody {
     pub use_zstd: Option<String>,
     #[serde(default)]
     pub is_physical: Option<bool>,
+    /// URL targets only: the configured sink to fetch the archive into (docs/archives.md).
+    #[serde(default)]
+    pub sink: Option<String>,
     /// Higher runs first; default 0; -1000..=1000.
     #[serde(default)]
     pub priority: Option<i32>,
@@ -152,6 +155,7 @@ impl EnqueueBody {
             primary_key_type_only: self.primary_key_type_only,
             use_zstd: self.use_zstd,
             is_physical: self.is_physical,
+            sink: self.sink,
         };
         let options = EnqueueOptions {
             priority: self.priority,
@@ -185,6 +189,7 @@ pub struct RequestView {
     pub primary_key_type_only: Option<String>,
     pub use_zstd: Option<String>,
     pub is_physical: Option<bool>,
+    pub sink: Option<String>,
 }
 
 impl From<DownloadRequest> for RequestView {
@@ -207,6 +212,7 @@ impl From<DownloadRequest> for RequestView {
             primary_key_type_only: r.primary_key_type_only,
             use_zstd: r.use_zstd,
             is_physical: r.is_physical,
+            sink: r.sink,
         }
     }
 }
@@ -354,6 +360,56 @@ pub struct JobDetail {
     #[serde(flatten)]
     pub job: JobView,
     pub events: Vec<EventView>,
+    /// URL downloads with a sink: the archive's fetch progress, or where it is stored.
+    #[serde(default)]
+    pub archive: Option<ArchiveView>,
+}
+
+/// The archive of a URL download (docs/archives.md).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ArchiveView {
+    pub sink: String,
+    /// `pending`, `fetching`, `stored`, `failed` or `deleted`.
+    pub state: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    /// Bytes fetched so far.
+    pub bytes_done: i64,
+    /// The size the task reported; the stored file must have exactly this size.
+    pub expected_size: Option<i64>,
+    /// `file:///…` or `s3://bucket/key` once stored.
+    pub location: Option<String>,
+    pub size: Option<i64>,
+    /// Lowercase hex SHA-256 of the stored bytes.
+    pub sha256: Option<String>,
+    pub url_expires_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub stored_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub last_error_code: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl From<crate::archive::Archive> for ArchiveView {
+    fn from(a: crate::archive::Archive) -> Self {
+        Self {
+            sink: a.sink,
+            state: a.state.to_string(),
+            attempts: a.attempts,
+            max_attempts: a.max_attempts,
+            bytes_done: a.bytes_done,
+            expected_size: a.expected_size,
+            location: a.location,
+            size: a.size,
+            sha256: a.sha256,
+            url_expires_at: a.url_expires_at,
+            next_attempt_at: a.run_at,
+            stored_at: a.stored_at,
+            deleted_at: a.deleted_at,
+            last_error_code: a.last_error_code,
+            last_error: a.last_error,
+        }
+    }
 }
 
 /// A page of jobs, newest first.

@@ -18,6 +18,9 @@ use chrono::{DateTime, Utc};
 pub struct EnqueueArgs {
     #[command(flatten)]
     pub request: RequestArgs,
+    /// URL targets only: the `[[sinks]]` entry to fetch the archive into.
+    #[arg(long)]
+    pub sink: Option<String>,
     /// Higher runs first; -1000..=1000.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i32,
@@ -38,7 +41,9 @@ pub struct EnqueueArgs {
 impl EnqueueArgs {
     /// The job these flags describe, every rule checked; errors name the flag.
     pub fn to_job(&self, default_max_attempts: i32) -> anyhow::Result<NewJob> {
-        let request = self.request.to_request()?;
+        let mut request = self.request.to_request()?;
+        request.sink = self.sink.clone();
+        request.validate().map_err(flag_error)?;
         let max_attempts = self.max_attempts.unwrap_or(default_max_attempts);
         bounds::job_options(
             self.priority,
@@ -58,6 +63,8 @@ impl EnqueueArgs {
 
 pub async fn run(args: EnqueueArgs, settings: Settings) -> anyhow::Result<()> {
     let job = args.to_job(settings.worker.default_max_attempts)?;
+    crate::archive::settings::check_sink_name(&settings.sinks, job.request.sink.as_deref())
+        .map_err(flag_error)?;
     let store = crate::app::open_store(&settings)
         .await
         .context("opening the database (database.url)")?;

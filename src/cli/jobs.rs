@@ -324,10 +324,12 @@ async fn show(store: &DynStore, id: JobId, json: bool) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("no job {id}"))?;
     let events = store.event_list(id).await?;
+    let archive = store.archive_get_by_job(id).await?;
     if json {
         let view = JobDetail {
             job: JobView::from(job),
             events: events.into_iter().map(EventView::from).collect(),
+            archive: archive.map(Into::into),
         };
         outln!("{}", serde_json::to_string_pretty(&view)?);
         return Ok(());
@@ -393,6 +395,9 @@ async fn show(store: &DynStore, id: JobId, json: bool) -> anyhow::Result<()> {
                 or_dash(e.request_id.as_ref())
             ),
         ));
+    }
+    if let Some(a) = &archive {
+        kv.extend(crate::archive::model::summary(a));
     }
     kv.push(("created", job.created_at.to_rfc3339()));
     kv.push(("started", or_dash(job.started_at.map(|t| t.to_rfc3339()))));

@@ -143,6 +143,7 @@ impl RequestArgs {
             primary_key_type_only: self.primary_key_type_only.clone(),
             use_zstd: self.use_zstd.clone(),
             is_physical: self.is_physical,
+            sink: None,
         }
         .checked()
         .map_err(flag_error)

@@ -209,6 +209,7 @@ impl AddArgs {
                 bucket: self.bucket.clone(),
                 bucket_region: self.bucket_region.clone(),
                 path: self.path.clone(),
+                sink: None,
             },
             backup: self.backup.parse::<BackupSelection>()?,
             misfire: self.misfire.parse::<MisfirePolicy>()?,

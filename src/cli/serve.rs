@@ -107,6 +107,7 @@ pub fn simulate_settings(mut s: Settings, endpoint: &str) -> anyhow::Result<Sett
     s.tracker.poll_growth = 1.2;
     s.tracker.missing_task_grace_seconds = 60;
     s.worker.idle_poll_ms = s.worker.idle_poll_ms.min(500);
+    crate::archive::settings::demo_local_sink(&mut s.sinks, &mut s.archive);
     s.validate()?;
     Ok(s)
 }

@@ -249,6 +249,13 @@ pub fn time_from_ms(ms: i64) -> Option<DateTime<Utc>> {
     }
 }
 
+/// Archive retention (`keep_last` per instance, `keep_days`): 0 would delete every archive,
+/// which no rule should say by accident.
+pub const ARCHIVE_KEEP_LAST: RangeInclusive<u32> = 1..=1_000_000;
+pub const ARCHIVE_KEEP_DAYS: RangeInclusive<u32> = 1..=36_500;
+/// Archive fetches in flight at once, per process.
+pub const ARCHIVE_CONCURRENCY: RangeInclusive<u32> = 1..=256;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ mod request;
 pub mod transitions;
 mod wire_enum;
 
+pub(crate) use request::identifier;
 pub(crate) use wire_enum::wire_enum;
 
 pub use job::{

@@ -89,6 +89,10 @@ pub struct DownloadRequest {
     /// format" without naming it, so no format rule is enforced here; the cloud decides.
     #[serde(default)]
     pub is_physical: Option<bool>,
+    /// Not a cloud parameter: the `[[sinks]]` entry a URL download's archive is fetched
+    /// into (docs/archives.md); `None` = `archive.default_sink`.
+    #[serde(default)]
+    pub sink: Option<String>,
 }
 
 fn required(field: &str, value: &Option<String>, rule: &str) -> Result<(), ValidationError> {
@@ -119,6 +123,15 @@ impl DownloadRequest {
     pub fn validate(&self) -> Result<(), ValidationError> {
         identifier("region", &self.region)?;
         identifier("instance", &self.instance)?;
+        if let Some(sink) = &self.sink {
+            identifier("sink", sink)?;
+            if self.target_type != TargetType::Url {
+                return Err(ValidationError::new(
+                    "sink",
+                    "is only for target_type URL (an OSS target is already in your bucket)",
+                ));
+            }
+        }
         match self.bak_set_type {
             BakSetType::Full => required(
                 "bak_set_id",
@@ -246,6 +259,7 @@ impl DownloadRequest {
             primary_key_type_only: None,
             use_zstd: None,
             is_physical: None,
+            sink: None,
         }
     }
 }

@@ -282,6 +282,9 @@ pub struct Template {
     /// OSS only: `TargetPath` with placeholders (see [`template::PLACEHOLDERS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// URL only: the `[[sinks]]` entry every fire's archive goes to (docs/archives.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<String>,
 }
 
 fn de_format<'de, D: Deserializer<'de>>(d: D) -> Result<FormatType, D::Error> {
@@ -298,6 +301,16 @@ fn de_target_type<'de, D: Deserializer<'de>>(d: D) -> Result<TargetType, D::Erro
 
 impl Template {
     fn validate(&self) -> Result<(), ValidationError> {
+        match (&self.sink, self.target_type) {
+            (Some(_), TargetType::Oss) => {
+                return Err(ValidationError::new(
+                    "template.sink",
+                    "is only used when template.target_type is URL",
+                ))
+            }
+            (Some(sink), TargetType::Url) => ident("template.sink", sink)?,
+            (None, _) => {}
+        }
         match self.target_type {
             TargetType::Oss => {
                 for (field, v) in [
@@ -404,6 +417,7 @@ impl ScheduleSpec {
                 bucket: None,
                 bucket_region: None,
                 path: None,
+                sink: None,
             },
             backup: default_backup(),
             misfire: default_misfire(),

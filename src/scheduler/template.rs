@@ -28,7 +28,11 @@ enum Piece<'a> {
     Var(&'a str),
 }
 
-fn parse<'a>(field: &str, template: &'a str) -> Result<Vec<Piece<'a>>, ValidationError> {
+fn parse<'a>(
+    field: &str,
+    template: &'a str,
+    known: &[&str],
+) -> Result<Vec<Piece<'a>>, ValidationError> {
     let mut out = Vec::new();
     let mut rest = template;
     while !rest.is_empty() {
@@ -51,12 +55,12 @@ fn parse<'a>(field: &str, template: &'a str) -> Result<Vec<Piece<'a>>, Validatio
                     ValidationError::new(field, "unmatched '{' (placeholders look like {instance})")
                 })?;
                 let name = &rest[i + 1..i + close];
-                if !PLACEHOLDERS.contains(&name) {
+                if !known.contains(&name) {
                     return Err(ValidationError::new(
                         field,
                         format!(
                             "unknown placeholder {{{name}}}; known: {}",
-                            PLACEHOLDERS
+                            known
                                 .iter()
                                 .map(|p| format!("{{{p}}}"))
                                 .collect::<Vec<_>>()
@@ -74,7 +78,17 @@ fn parse<'a>(field: &str, template: &'a str) -> Result<Vec<Piece<'a>>, Validatio
 
 /// Check a path template without rendering it.
 pub fn check_path(field: &str, template: &str) -> Result<(), ValidationError> {
-    parse(field, template)?;
+    check_template(field, template, PLACEHOLDERS)
+}
+
+/// [`check_path`] with another set of placeholders (the archive object names reuse the
+/// same syntax and rules).
+pub(crate) fn check_template(
+    field: &str,
+    template: &str,
+    known: &[&str],
+) -> Result<(), ValidationError> {
+    parse(field, template, known)?;
     if template.split('/').any(|seg| seg == ".." || seg == ".") {
         return Err(ValidationError::new(
             field,
@@ -98,7 +112,7 @@ pub fn fire_time_token(t: DateTime<Utc>) -> String {
 /// Render a checked template.
 pub fn render_path(template: &str, ctx: &FireContext<'_>) -> Result<String, ValidationError> {
     let mut out = String::with_capacity(template.len() + 32);
-    for piece in parse("template.path", template)? {
+    for piece in parse("template.path", template, PLACEHOLDERS)? {
         match piece {
             Piece::Text(t) => out.push_str(t),
             Piece::Var("instance") => out.push_str(&ctx.instance.instance),
@@ -112,6 +126,23 @@ pub fn render_path(template: &str, ctx: &FireContext<'_>) -> Result<String, Vali
             Piece::Var("fire_time") => out.push_str(&fire_time_token(ctx.fire_time)),
             Piece::Var("schedule") => out.push_str(ctx.schedule),
             Piece::Var(other) => unreachable!("parse rejects {other}"),
+        }
+    }
+    Ok(out)
+}
+
+/// Render a template checked with [`check_template`]: `value` expands each placeholder.
+pub(crate) fn render_template(
+    field: &str,
+    template: &str,
+    known: &[&str],
+    value: impl Fn(&str) -> String,
+) -> Result<String, ValidationError> {
+    let mut out = String::with_capacity(template.len() + 32);
+    for piece in parse(field, template, known)? {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Var(name) => out.push_str(&value(name)),
         }
     }
     Ok(out)
@@ -142,6 +173,7 @@ pub fn build_request(
     }
     req.format = spec.template.format;
     req.target_type = spec.template.target_type;
+    req.sink = spec.template.sink.clone();
     if spec.template.target_type == TargetType::Oss {
         req.target_bucket = spec.template.bucket.clone();
         req.target_oss_region = spec.template.bucket_region.clone();

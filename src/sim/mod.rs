@@ -19,6 +19,7 @@ mod auth;
 mod config;
 mod errors;
 mod faults;
+mod files;
 mod lifecycle;
 mod server;
 mod state;
@@ -32,6 +33,7 @@ pub use config::{
 };
 pub use errors::{ErrorCode, BUSINESS_CODES, GATEWAY_CODES};
 pub use faults::{ErrorFault, FaultRule, Faults};
+pub use files::{file_bytes, FileFaults, FileRequest};
 pub use state::TaskView;
 pub use stats::{LogEntry, SimStats};
 
@@ -64,7 +66,7 @@ impl Simulator {
     /// background until [`SimHandle::shutdown`].
     pub async fn start(config: SimConfig, listen: &str) -> Result<SimHandle, StartError> {
         config.validate().map_err(StartError::Config)?;
-        let state = state::SimState::open(config).map_err(StartError::Config)?;
+        let mut state = state::SimState::open(config).map_err(StartError::Config)?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -75,6 +77,8 @@ impl Simulator {
             addr: listen.to_string(),
             source,
         })?;
+        // Download links of URL tasks point back at this server (files.rs).
+        state.files_base = Some(format!("http://{addr}/__sim/files"));
         let shared = Arc::new(Shared::new(state));
         let router = server::router(shared.clone());
         let task = tokio::spawn(server::serve(listener, router, shared.shutdown.clone()));
@@ -185,6 +189,16 @@ impl SimHandle {
     /// Jump simulated time forward (on top of the time scale).
     pub fn advance(&self, by: Duration) {
         self.shared.lock().advance(by);
+    }
+
+    /// Fault injection for the files of URL tasks (a connection dropped mid-body).
+    pub fn set_file_faults(&self, faults: FileFaults) {
+        self.shared.files.set_faults(faults);
+    }
+
+    /// Every file request so far (task, first byte asked for, status), oldest first.
+    pub fn file_requests(&self) -> Vec<FileRequest> {
+        self.shared.files.requests()
     }
 
     /// Resolves when the simulator has been shut down (from any clone).

@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     expired_tokens: Mutex<std::collections::HashSet<String>>,
     tolerance: Duration,
     stall: Duration,
+    /// The files behind finished URL tasks (files.rs).
+    pub files: super::files::Files,
 }
 
 impl Shared {
@@ -45,6 +47,7 @@ impl Shared {
             stall: state.config.stall,
             state: Mutex::new(state),
             shutdown: CancellationToken::new(),
+            files: Default::default(),
         }
     }
 
@@ -105,6 +108,7 @@ fn route(action: &str, version: &str) -> Option<Op> {
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(rpc).post(rpc))
+        .route("/__sim/files/{task}/{*file}", get(super::files::serve_file))
         .route("/__sim/stats", get(admin_stats))
         .route("/__sim/tasks", get(admin_tasks))
         .route("/__sim/log", get(admin_log))

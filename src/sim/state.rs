@@ -248,6 +248,9 @@ const SNAPSHOT_VERSION: u32 = 1;
 #[derive(Debug)]
 pub struct SimState {
     pub(crate) config: SimConfig,
+    /// `http://ADDR/__sim/files` once serving: download links point here (files.rs)
+    /// instead of at an OSS host the tests cannot reach.
+    pub(crate) files_base: Option<String>,
     tasks: Vec<Task>,
     task_index: HashMap<String, usize>,
     /// instance id → indexes into `tasks`, in creation order (keeps creates O(tasks of
@@ -296,6 +299,7 @@ impl SimState {
             instance_index,
             origin_wall_ms,
             offset_virt_ms: 0,
+            files_base: None,
         }
     }
 
@@ -804,6 +808,13 @@ impl SimState {
             task.bak_set_id.as_deref().unwrap_or("pitr"),
             expiration_ms / 1000
         );
+        if let Some(base) = &self.files_base {
+            return Ok(StorageInfo {
+                public_url: format!("{base}/{file}"),
+                private_url: format!("{base}/{file}"),
+                expiration_ms,
+            });
+        }
         let bucket = format!("dbs-1000000000000000-{}-{}", task.region, &task.id[3..]);
         Ok(StorageInfo {
             public_url: format!("http://{bucket}.oss-{}.aliyuncs.com/{file}", task.region),

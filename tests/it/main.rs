@@ -1,6 +1,7 @@
 //! The one integration-test binary. Each area is a module; helpers are shared.
 
 mod api;
+mod archive;
 mod cli;
 mod credentials;
 mod dbs;

@@ -8,7 +8,7 @@
 
 mod lock;
 mod quarantine;
-mod rows;
+pub(crate) mod rows;
 mod schedules;
 mod watch;
 
@@ -307,9 +307,9 @@ impl Store for SqliteStore {
              download_point_in_time, format, target_type, target_bucket, target_oss_region, \
              target_path, cluster_name, is_cluster, admin_database, primary_key_type_only, \
              use_zstd, is_physical, source, priority, run_at, max_attempts, idempotency_key, \
-             schedule_id, fire_time, created_at, updated_at) \
+             schedule_id, fire_time, created_at, updated_at, sink) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19, $20, $21, $22, $23, $24, $25, $25) RETURNING {JOB_COLUMNS}"
+             $17, $18, $19, $20, $21, $22, $23, $24, $25, $25, $26) RETURNING {JOB_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(&r.region)
@@ -337,6 +337,7 @@ impl Store for SqliteStore {
             .bind(job.schedule_id)
             .bind(opt_ms(job.fire_time))
             .bind(ms(now))
+            .bind(&r.sink)
             .fetch_one(&mut *tx)
             .await?;
         let created = rows::job(&row)?;

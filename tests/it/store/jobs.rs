@@ -37,6 +37,7 @@ async fn enqueue_round_trips_every_parameter(db: TestDb) {
         primary_key_type_only: Some("false".into()),
         use_zstd: Some("true".into()),
         is_physical: Some(false),
+        sink: None,
     };
     let mut new = NewJob::new(request.clone(), JobSource::Cli);
     new.priority = 7;

@@ -16,12 +16,19 @@ const JOBS_PER_INSTANCE: usize = 10;
 const INSTANCES: usize = 10;
 
 /// A `serve` child process with short leases and polls, logging to `dir/serve-N.log`.
-pub(super) fn spawn_serve(db_url: &str, sim: &SimHandle, dir: &Path, n: usize) -> Child {
+pub(crate) fn spawn_serve(db_url: &str, sim: &SimHandle, dir: &Path, n: usize) -> Child {
+    serve_command(db_url, sim, dir, n)
+        .spawn()
+        .expect("spawn dbs-archiver serve")
+}
+
+/// The command [`spawn_serve`] runs, for a test that adds settings of its own.
+pub(crate) fn serve_command(db_url: &str, sim: &SimHandle, dir: &Path, n: usize) -> Command {
     let log = std::fs::File::create(dir.join(format!("serve-{n}.log"))).expect("log file");
     let creds = sim.credentials();
     use secrecy::ExposeSecret;
-    Command::new(env!("CARGO_BIN_EXE_dbs-archiver"))
-        .arg("serve")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbs-archiver"));
+    cmd.arg("serve")
         .current_dir(dir)
         .env("DBS_ARCHIVER__DATABASE__URL", db_url)
         .env("DBS_ARCHIVER__DATABASE__MAX_CONNECTIONS", "4")
@@ -51,13 +58,12 @@ pub(super) fn spawn_serve(db_url: &str, sim: &SimHandle, dir: &Path, n: usize) -
         .env("DBS_ARCHIVER__TELEMETRY__LOG_LEVEL", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("spawn dbs-archiver serve")
+        .stderr(Stdio::from(log));
+    cmd
 }
 
 /// The last 40 log lines of the `n`-th child.
-pub(super) fn tail(dir: &Path, n: usize) -> String {
+pub(crate) fn tail(dir: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(dir.join(format!("serve-{n}.log"))).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")

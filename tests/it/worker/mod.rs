@@ -7,7 +7,7 @@
 
 mod adoption;
 mod cost;
-mod crash;
+pub(crate) mod crash;
 mod db_outage;
 mod errors;
 mod fleet;
