@@ -6,53 +6,34 @@ use crate::helpers::db::{postgres_unmigrated, sqlite_unmigrated, Backend, TestDb
 use dbs_archiver::model::JobState;
 use dbs_archiver::store::JobFilter;
 
-fn migrations(backend: Backend) -> Vec<(&'static str, &'static str)> {
-    match backend {
-        Backend::Sqlite => vec![
-            (
-                "0001",
-                include_str!("../../../migrations/sqlite/0001_queue.sql"),
-            ),
-            (
-                "0002",
-                include_str!("../../../migrations/sqlite/0002_schedules.sql"),
-            ),
-            (
-                "0005",
-                include_str!("../../../migrations/sqlite/0005_hardening.sql"),
-            ),
-        ],
-        Backend::Postgres => vec![
-            (
-                "0001",
-                include_str!("../../../migrations/postgres/0001_queue.sql"),
-            ),
-            (
-                "0002",
-                include_str!("../../../migrations/postgres/0002_schedules.sql"),
-            ),
-            (
-                "0003",
-                include_str!("../../../migrations/postgres/0003_statement_notify.sql"),
-            ),
-            (
-                "0004",
-                include_str!("../../../migrations/postgres/0004_set_based_enqueue.sql"),
-            ),
-            (
-                "0005",
-                include_str!("../../../migrations/postgres/0005_hardening.sql"),
-            ),
-        ],
-    }
+/// Every migration of the backend, in order, as (file name, SQL).
+fn migrations(backend: Backend) -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        });
+    let mut all: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    all.sort();
+    all
 }
 
 const COLS: &str = "region, instance, bak_set_type, bak_set_id, format, target_type";
 
 async fn existing_bad_rows_are_quarantined(db: TestDb) {
     let all = migrations(db.backend);
-    let (before, last) = all.split_at(all.len() - 1);
-    for (_, sql) in before {
+    let (before, from_0005): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|(name, _)| name.as_str() < "0005");
+    for (_, sql) in &before {
         db.exec(sql).await.expect("older migration");
     }
     let bad_run_at = match db.backend {
@@ -71,8 +52,13 @@ async fn existing_bad_rows_are_quarantined(db: TestDb) {
         db.exec(&sql).await.expect("accepted before 0005");
     }
     let events_before = db.query_i64("SELECT count(*) FROM job_events").await;
-    let wrapped = format!("BEGIN; {} COMMIT;", last[0].1);
-    db.exec(&wrapped).await.expect("migration 0005");
+    // 0005 and everything after it, each in a transaction as sqlx runs them.
+    for (name, sql) in &from_0005 {
+        let wrapped = format!("BEGIN; {sql} COMMIT;");
+        db.exec(&wrapped)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
 
     let page = db
         .store
