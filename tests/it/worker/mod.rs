@@ -11,6 +11,10 @@ mod db_outage;
 mod errors;
 mod fleet;
 mod lifecycle;
+mod pg_restart;
+mod private_pg;
+mod schedule_kills;
+mod sigterm_drain;
 
 use crate::helpers::db::TestDb;
 use chrono::Utc;
