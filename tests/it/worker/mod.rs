@@ -13,8 +13,11 @@ mod fleet;
 mod lifecycle;
 mod pg_restart;
 mod private_pg;
+mod remote_faults;
 mod schedule_kills;
 mod sigterm_drain;
+mod slow_cloud;
+mod soak;
 
 use crate::helpers::db::TestDb;
 use chrono::Utc;
