@@ -28,7 +28,10 @@ pub(super) fn serve_command(db_url: &str, sim: &SimHandle, dir: &Path, n: usize)
     let log = std::fs::File::create(dir.join(format!("serve-{n}.log"))).expect("log file");
     let creds = sim.credentials();
     use secrecy::ExposeSecret;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dbs-archiver"));
+    // A long soak can pin a copy of the binary, so rebuilding meanwhile changes nothing.
+    let bin = std::env::var_os("DBS_ARCHIVER_SERVE_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_dbs-archiver").into());
+    let mut command = Command::new(bin);
     command
         .arg("serve")
         .current_dir(dir)
