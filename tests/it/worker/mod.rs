@@ -13,6 +13,7 @@ mod fleet;
 mod lifecycle;
 mod pg_restart;
 mod private_pg;
+mod rate_limit_keys;
 mod remote_faults;
 mod schedule_kills;
 mod sigterm_drain;
