@@ -36,27 +36,6 @@ misfire = "fire_all"
     )
 }
 
-/// Every job, newest first.
-async fn all_jobs(store: &dbs_archiver::store::DynStore) -> Vec<Job> {
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store
-            .job_list(&JobFilter {
-                cursor,
-                limit: 500,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        out.extend(page.jobs);
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => return out,
-        }
-    }
-}
-
 async fn schedule_fires_once_each_across_sigkills(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("schedules.toml");
@@ -101,7 +80,7 @@ async fn schedule_fires_once_each_across_sigkills(db: TestDb) {
     .await;
     let _ = sigterm_and_wait(&mut child, dir.path(), KILLS + 1);
 
-    let jobs = all_jobs(&store).await;
+    let jobs = list_jobs(&store, None).await;
     let mut fires: BTreeMap<String, Vec<chrono::DateTime<Utc>>> = BTreeMap::new();
     for j in &jobs {
         assert!(

@@ -13,6 +13,7 @@
 //! figures of the last long run.
 
 use super::crash::{serve_command, sigterm_and_wait, tail};
+use super::db_outage::hold_sqlite_lock;
 use super::private_pg::PrivatePg;
 use super::*;
 use dbs_archiver::sim::{FaultRule, Faults};
@@ -127,15 +128,7 @@ async fn outage(backend: SoakBackend, pg: Option<&PrivatePg>, url: &str) {
             pg.crash_restart(Duration::from_millis(rand::random_range(500..5000u64)))
                 .await;
         }
-        SoakBackend::Sqlite => {
-            let mut locker = sqlx::SqliteConnection::connect(url).await.unwrap();
-            sqlx::raw_sql("BEGIN EXCLUSIVE")
-                .execute(&mut locker)
-                .await
-                .unwrap();
-            tokio::time::sleep(Duration::from_secs(12)).await;
-            sqlx::raw_sql("COMMIT").execute(&mut locker).await.unwrap();
-        }
+        SoakBackend::Sqlite => hold_sqlite_lock(url).await,
     }
 }
 
