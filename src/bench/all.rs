@@ -8,6 +8,7 @@ use super::idle::{self, IdleResult};
 use super::latency::{self, LatencyResult, Path as LatPath};
 use super::peer::{self, PeerOutcome, PeerResult};
 use super::report::{self, Machine};
+use super::throttle::{self, ThrottleKnobs, ThrottleResult};
 use crate::scheduler_bench::{self, SchedResult};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -85,6 +86,9 @@ pub struct Results {
     pub cost: Vec<CostResult>,
     pub idle: Vec<IdleResult>,
     pub scheduler: Vec<SchedResult>,
+    /// `bench throttle` with its defaults (absent from results of older runs).
+    #[serde(default)]
+    pub throttle: Option<ThrottleResult>,
     pub peer: PeerOutcome,
     /// Measurements that failed, with the error; never replaced by a made-up figure.
     pub errors: Vec<String>,
@@ -144,6 +148,7 @@ pub async fn run(args: AllArgs) -> anyhow::Result<()> {
         cost: vec![],
         idle: vec![],
         scheduler: vec![],
+        throttle: None,
         peer: PeerOutcome::Skipped {
             skipped: "--no-peer".into(),
         },
@@ -307,6 +312,16 @@ pub async fn run(args: AllArgs) -> anyhow::Result<()> {
         }
     }
 
+    print!("throttle: 10% random throttles, then none … ");
+    flush();
+    match throttle::round(&ThrottleKnobs::default()).await {
+        Ok(t) => {
+            println!("{}", throttle::line(&t));
+            r.throttle = Some(t);
+        }
+        Err(e) => fail(&mut r.errors, "throttle".into(), e),
+    }
+
     r.machine.loadavg_end = report::loadavg();
     r.total_seconds = started.elapsed().as_secs_f64();
     write_outputs(&args, &r, true)?;
@@ -450,6 +465,21 @@ pub fn table(r: &Results) -> String {
             s.p50_s,
             s.max_s,
             s.fires_per_second
+        );
+    }
+    if let Some(th) = &r.throttle {
+        let secs = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.1} s"));
+        let _ = writeln!(
+            t,
+            "| region rate under {:.0}% random throttles (TimeLeft {} ms) at {}/s, then none | – | **{:.2} calls/s** while throttled (limiter {:.2}/s, paused {:.0}%); back at {}/s **{}** after they stop |",
+            th.knobs.probability * 100.0,
+            th.knobs.time_left_ms,
+            th.knobs.rate,
+            th.calls_per_second_throttled,
+            th.mean_rate_throttled,
+            th.paused_share_throttled * 100.0,
+            th.knobs.rate,
+            secs(th.rate_recovered_after)
         );
     }
     for e in &r.errors {

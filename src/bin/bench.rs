@@ -25,6 +25,8 @@ mod latency;
 mod peer;
 #[path = "../bench/report.rs"]
 mod report;
+#[path = "../bench/throttle.rs"]
+mod throttle;
 
 #[derive(Debug, Parser)]
 #[command(name = "bench", about = "dbs-archiver benchmarks")]
@@ -44,6 +46,8 @@ enum Command {
     All(all::AllArgs),
     /// One end-to-end drain (for profiling): N jobs over M instances, one backend.
     Drain(DrainArgs),
+    /// A region's call rate under random throttling and its recovery once it stops.
+    Throttle(throttle::ThrottleKnobs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Scheduler(args) => scheduler_bench::run(args).await,
         Command::All(args) => all::run(args).await,
         Command::Drain(args) => drain_once(args).await,
+        Command::Throttle(knobs) => throttle::run(knobs).await,
     }
     .context("benchmark failed")
 }

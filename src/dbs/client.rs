@@ -9,7 +9,7 @@
 use super::classify::{self, Idempotency, Parsed, Phase};
 use super::credentials::{self, Credentials, CredentialsProvider};
 use super::endpoints;
-use super::ratelimit::{RateLimiter, RegionRate};
+use super::ratelimit::{BucketRate, LimitKey, RateLimiter};
 use super::signing::{self, SignatureVersion, V3Input, EMPTY_SHA256};
 use super::types::*;
 use super::wire;
@@ -49,7 +49,8 @@ pub struct DbsClientConfig {
     pub signature: SignatureVersion,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
-    /// Per-region token bucket shared by every caller of this client.
+    /// Token bucket per account and endpoint host (regions sharing a host share it),
+    /// shared by every caller of this client.
     pub calls_per_second_per_region: f64,
     pub burst: u32,
     /// Allow plain `http://` overrides on non-loopback hosts (a simulator in another
@@ -279,8 +280,8 @@ impl DbsClient {
         )
     }
 
-    /// Current token-bucket state per region (for metrics and tests).
-    pub fn rate_limits(&self) -> BTreeMap<String, RegionRate> {
+    /// Current token-bucket state per account and endpoint host (for metrics and tests).
+    pub fn rate_limits(&self) -> BTreeMap<LimitKey, BucketRate> {
         self.inner.limiter.snapshot()
     }
 
@@ -630,9 +631,15 @@ impl DbsClient {
         base: &url::Url,
         creds: &Credentials,
     ) -> Result<Parsed, DbsError> {
-        self.inner.limiter.acquire(&call.region).await;
+        let key = LimitKey::new(&creds.access_key_id, &host_header(base));
+        let sent = self.inner.limiter.acquire(&key).await;
         let started = std::time::Instant::now();
         let result = self.send_signed(call, base, creds).await;
+        if let Err(e) = &result {
+            if e.kind == DbsErrorKind::Throttled {
+                self.inner.limiter.throttled(&key, sent, e.retry_after);
+            }
+        }
         let class = match &result {
             Ok(_) => "ok",
             Err(e) => e.kind.as_str(),
@@ -665,13 +672,7 @@ impl DbsClient {
             .bytes()
             .await
             .map_err(|e| classify::classify_transport(e, call.idempotency, Phase::Body))?;
-        let result = classify::classify_reply(status, &headers, &body, call.idempotency);
-        if let Err(e) = &result {
-            if e.kind == DbsErrorKind::Throttled {
-                self.inner.limiter.throttled(&call.region, e.retry_after);
-            }
-        }
-        result
+        classify::classify_reply(status, &headers, &body, call.idempotency)
     }
 
     fn base_url(&self, call: &Call) -> Result<url::Url, DbsError> {

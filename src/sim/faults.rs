@@ -96,6 +96,9 @@ pub struct Faults {
     pub timeout_after_create: FaultRule,
     /// Added to every RPC call before it is handled.
     pub latency_ms: u64,
+    /// A further uniform `0..=latency_jitter_ms` per call (a slow cloud whose calls take
+    /// 2–5 s is `latency_ms = 2000, latency_jitter_ms = 3000`).
+    pub latency_jitter_ms: u64,
     /// Reply with this code instead of handling the call.
     pub error: Option<ErrorFault>,
 }
@@ -117,6 +120,17 @@ impl Faults {
             }
         }
         Ok(())
+    }
+}
+
+impl Faults {
+    /// How long to hold this call before handling it.
+    pub(crate) fn latency(&self, rng: &mut impl Rng) -> std::time::Duration {
+        let jitter = match self.latency_jitter_ms {
+            0 => 0,
+            j => rng.random_range(0..=j),
+        };
+        std::time::Duration::from_millis(self.latency_ms + jitter)
     }
 }
 

@@ -298,9 +298,13 @@ async fn rpc(
         .unwrap_or("dbs-api.cn-hangzhou.aliyuncs.com")
         .to_string();
 
-    let latency = shared.lock().faults.latency_ms;
-    if latency > 0 {
-        pause(&shared, Duration::from_millis(latency)).await;
+    let latency = {
+        let mut st = shared.lock();
+        let (faults, rng) = st.faults_and_rng();
+        faults.latency(rng)
+    };
+    if !latency.is_zero() {
+        pause(&shared, latency).await;
     }
 
     let Some(raw) = raw_request(&method, &uri, &headers, &body) else {

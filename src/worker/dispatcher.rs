@@ -452,10 +452,11 @@ impl Dispatcher {
             }
             // Whatever was aborted may have sent its CreateDownload: requeue it for
             // reconciliation and drop our lease so the next process can take it at once.
+            // It keeps its `run_at`, so it stays the head of its instance: a sibling
+            // submitted first could run next to the task it may have created.
             for job in jobs_by_task.into_values() {
                 let patch = JobPatch {
                     to: Some(JobState::Queued),
-                    run_at: Some(self.ctx.clock.now()),
                     needs_reconcile: Some(true),
                     release_lease: true,
                     reason: "shutdown: call aborted after the grace period; reconcile first".into(),

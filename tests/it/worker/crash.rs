@@ -22,13 +22,18 @@ pub(crate) fn spawn_serve(db_url: &str, sim: &SimHandle, dir: &Path, n: usize) -
         .expect("spawn dbs-archiver serve")
 }
 
-/// The command [`spawn_serve`] runs, for a test that adds settings of its own.
+/// The command [`spawn_serve`] runs, for callers that change a setting (a later `env`
+/// replaces an earlier one).
 pub(crate) fn serve_command(db_url: &str, sim: &SimHandle, dir: &Path, n: usize) -> Command {
     let log = std::fs::File::create(dir.join(format!("serve-{n}.log"))).expect("log file");
     let creds = sim.credentials();
     use secrecy::ExposeSecret;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbs-archiver"));
-    cmd.arg("serve")
+    // A long soak can pin a copy of the binary, so rebuilding meanwhile changes nothing.
+    let bin = std::env::var_os("DBS_ARCHIVER_SERVE_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_dbs-archiver").into());
+    let mut command = Command::new(bin);
+    command
+        .arg("serve")
         .current_dir(dir)
         .env("DBS_ARCHIVER__DATABASE__URL", db_url)
         .env("DBS_ARCHIVER__DATABASE__MAX_CONNECTIONS", "4")
@@ -59,7 +64,7 @@ pub(crate) fn serve_command(db_url: &str, sim: &SimHandle, dir: &Path, n: usize)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log));
-    cmd
+    command
 }
 
 /// The last 40 log lines of the `n`-th child.
@@ -91,42 +96,15 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing(db: TestDb) {
 
     let n = KILLS;
     let mut child = spawn_serve(&db.url, &sim, dir.path(), n);
-    let deadline = std::time::Instant::now() + Duration::from_secs(150);
-    loop {
-        let counts = store.job_count_by_state().await.unwrap();
-        let open: i64 = counts
-            .iter()
-            .filter(|(s, _)| !s.is_terminal())
-            .map(|(_, c)| *c)
-            .sum();
-        if open == 0 {
-            break;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("serve exited ({status}):\n{}", tail(dir.path(), n));
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("jobs still open: {counts:?}\n{}", tail(dir.path(), n));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_until_drained(
+        &store,
+        &mut [(n, &mut child)],
+        dir.path(),
+        Duration::from_secs(150),
+    )
+    .await;
     // Graceful stop: SIGTERM, clean exit within the grace period.
-    let pid = child.id().to_string();
-    let term = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(term.success());
-    let stop_deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < stop_deadline,
-            "serve did not stop on SIGTERM:\n{}",
-            tail(dir.path(), n)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = sigterm_and_wait(&mut child, dir.path(), n);
     assert!(
         status.success(),
         "serve exit: {status}\n{}",
@@ -143,6 +121,67 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing(db: TestDb) {
     );
     assert_all_succeeded_with_one_task_each(&store, &sim, &ids).await;
     sim.shutdown().await;
+}
+
+/// Poll until no job is open, failing if a child (log number, process) exits or `within`
+/// passes. Reads that fail (the database may be restarting) are retried.
+pub(super) async fn wait_until_drained(
+    store: &dbs_archiver::store::DynStore,
+    children: &mut [(usize, &mut Child)],
+    dir: &Path,
+    within: Duration,
+) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let counts = store.job_count_by_state().await;
+        if let Ok(counts) = &counts {
+            let open: i64 = counts
+                .iter()
+                .filter(|(s, _)| !s.is_terminal())
+                .map(|(_, c)| *c)
+                .sum();
+            if open == 0 {
+                return;
+            }
+        }
+        for (n, child) in children.iter_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("serve {n} exited ({status}):\n{}", tail(dir, *n));
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            let mut logs = String::new();
+            for (n, child) in children.iter_mut() {
+                let _ = child.kill();
+                logs.push_str(&tail(dir, *n));
+            }
+            panic!("jobs still open: {counts:?}\n{logs}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// SIGTERM the child and wait (at most 15 s) for it to exit; its exit status.
+pub(super) fn sigterm_and_wait(
+    child: &mut Child,
+    dir: &Path,
+    n: usize,
+) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    let term = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(term.success());
+    let stop_deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < stop_deadline,
+            "serve did not stop on SIGTERM:\n{}",
+            tail(dir, n)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Instances `rm-w0001…` whose tasks take about 2 s, where 30% of CreateDownloads create

@@ -12,7 +12,9 @@
 //! outage meets ambiguous submissions. `serve` must ride it out without exiting; afterwards
 //! every job has succeeded with exactly one remote task.
 
-use super::crash::{assert_all_succeeded_with_one_task_each, spawn_serve, stalling_sim, tail};
+use super::crash::{
+    assert_all_succeeded_with_one_task_each, spawn_serve, stalling_sim, tail, wait_until_drained,
+};
 use super::*;
 use crate::helpers::db::{both_backends, Backend};
 use sqlx::Connection;
@@ -43,21 +45,27 @@ async fn outages(db: &TestDb, child: &mut Child, dir: &std::path::Path) -> u64 {
             }
         }
         Backend::Sqlite => {
-            let mut locker = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
             for _ in 0..2 {
                 tokio::time::sleep(Duration::from_millis(rand::random_range(500..1500u64))).await;
-                sqlx::raw_sql("BEGIN EXCLUSIVE")
-                    .execute(&mut locker)
-                    .await
-                    .unwrap();
-                tokio::time::sleep(Duration::from_secs(12)).await;
-                sqlx::raw_sql("COMMIT").execute(&mut locker).await.unwrap();
+                hold_sqlite_lock(&db.url).await;
                 hits += 1;
                 assert_serving(child, dir);
             }
         }
     }
     hits
+}
+
+/// SQLite's outage: another connection holds `BEGIN EXCLUSIVE` for 12 s, longer than the
+/// store's busy timeout (10 s).
+pub(super) async fn hold_sqlite_lock(url: &str) {
+    let mut locker = sqlx::SqliteConnection::connect(url).await.unwrap();
+    sqlx::raw_sql("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    sqlx::raw_sql("COMMIT").execute(&mut locker).await.unwrap();
 }
 
 fn assert_serving(child: &mut Child, dir: &std::path::Path) {
@@ -82,26 +90,14 @@ async fn database_outages_lose_and_double_nothing(db: TestDb) {
     let created_during = sim.stats().total_tasks_created();
     assert!(hits >= 2, "the outage never happened ({hits})");
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(150);
-    loop {
-        // The test's own pool lost its sessions too; a failed read is retried.
-        if let Ok(counts) = store.job_count_by_state().await {
-            let open: i64 = counts
-                .iter()
-                .filter(|(s, _)| !s.is_terminal())
-                .map(|(_, c)| *c)
-                .sum();
-            if open == 0 {
-                break;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("jobs still open: {counts:?}\n{}", tail(dir.path(), 0));
-            }
-        }
-        assert_serving(&mut child, dir.path());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // The test's own pool lost its sessions too; a failed read is retried.
+    wait_until_drained(
+        &store,
+        &mut [(0, &mut child)],
+        dir.path(),
+        Duration::from_secs(150),
+    )
+    .await;
     let _ = child.kill();
     let _ = child.wait();
     let log = std::fs::read_to_string(dir.path().join("serve-0.log")).unwrap_or_default();

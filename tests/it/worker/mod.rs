@@ -12,6 +12,14 @@ mod db_outage;
 mod errors;
 mod fleet;
 mod lifecycle;
+mod pg_restart;
+mod private_pg;
+mod rate_limit_keys;
+mod remote_faults;
+mod schedule_kills;
+mod sigterm_drain;
+mod slow_cloud;
+mod soak;
 mod sql_props;
 
 use crate::helpers::db::TestDb;
@@ -132,6 +140,28 @@ pub fn full_request(instance: &str, k: usize) -> DownloadRequest {
     DownloadRequest::example_full(REGION, instance, &id.to_string())
 }
 
+/// Every job (in `state`, if given), newest first, read page by page.
+pub async fn list_jobs(store: &dbs_archiver::store::DynStore, state: Option<JobState>) -> Vec<Job> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .job_list(&JobFilter {
+                state,
+                cursor,
+                limit: 500,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        out.extend(page.jobs);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
 /// Store + simulator + the three services, all on one manual clock.
 pub struct Rig {
     pub db: TestDb,
@@ -221,26 +251,7 @@ impl Rig {
     }
 
     pub async fn jobs_in(&self, state: JobState) -> Vec<Job> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .db
-                .store
-                .job_list(&JobFilter {
-                    state: Some(state),
-                    cursor,
-                    limit: 500,
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-            out.extend(page.jobs);
-            match page.next_cursor {
-                Some(c) => cursor = Some(c),
-                None => return out,
-            }
-        }
+        list_jobs(&self.db.store, Some(state)).await
     }
 
     /// One step: dispatch what can be dispatched, poll what is due.
