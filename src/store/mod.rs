@@ -8,12 +8,14 @@
 //! state (and lease owner when there is one); zero rows affected comes back as
 //! `Ok(false)` / an empty result — "no longer mine" — never as an error.
 
+pub mod console;
 mod error;
 pub mod postgres;
 pub mod schedules;
 mod sql;
 pub mod sqlite;
 
+pub use console::ConsoleStore;
 pub use error::StoreError;
 pub use schedules::ScheduleStore;
 
@@ -199,7 +201,7 @@ pub struct QueueSnapshot {
 
 /// The queue, on some database.
 #[async_trait]
-pub trait Store: ScheduleStore + Send + Sync + 'static {
+pub trait Store: ScheduleStore + ConsoleStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and metrics labels.
     fn backend(&self) -> &'static str;
 

@@ -1,6 +1,7 @@
 //! The one integration-test binary. Each area is a module; helpers are shared.
 
 mod api;
+mod console;
 mod credentials;
 mod dbs;
 mod helpers;

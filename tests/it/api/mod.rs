@@ -10,7 +10,6 @@ mod fuzz;
 mod health;
 mod instances;
 mod schedules;
-mod status_page;
 
 use crate::helpers::db::TestDb;
 use chrono::Utc;
