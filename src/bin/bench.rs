@@ -13,6 +13,8 @@ use clap::{Parser, Subcommand};
 mod all;
 #[path = "../bench/common.rs"]
 mod common;
+#[path = "../bench/console.rs"]
+mod console;
 #[path = "../bench/cost.rs"]
 mod cost;
 #[path = "../bench/drain.rs"]
@@ -44,6 +46,8 @@ enum Command {
     All(all::AllArgs),
     /// One end-to-end drain (for profiling): N jobs over M instances, one backend.
     Drain(DrainArgs),
+    /// The operator console's job list over 1M jobs, over HTTP, per view and page.
+    Console(console::ConsoleArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Scheduler(args) => scheduler_bench::run(args).await,
         Command::All(args) => all::run(args).await,
         Command::Drain(args) => drain_once(args).await,
+        Command::Console(args) => console::run(args).await,
     }
     .context("benchmark failed")
 }

@@ -157,11 +157,11 @@ pub fn page(
             csrf = esc(v.csrf()),
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
         "</div></header><main><h1>{title}</h1>{body}</main>\
          <footer>Rendered <span id=\"updated\" data-live>{now}</span> UTC\
-         <span id=\"live-status\"></span></footer></body></html>\n",
+         <span id=\"live-status\"></span></footer></body></html>",
         title = esc(title),
         now = now.format("%Y-%m-%d %H:%M:%S"),
     );

@@ -287,17 +287,24 @@ pub async fn detail(
             segments: vec![(j.remote.export_data_size.unwrap_or(0) as f64, "bytes")],
         })
         .collect();
-    let _ = write!(
-        h,
-        "<section><h2>Size of the last {} archives</h2>{}</section>",
-        bars.len(),
-        chart::bars(
-            "chart-size",
-            "Archive size per successful job",
-            &bars,
-            |v| { html::bytes(v as i64) }
-        )
-    );
+    if bars.is_empty() {
+        h.push_str(
+            "<section><h2>Archive sizes</h2>\
+             <p class=\"empty\" id=\"sizes-empty\">No successful archive yet.</p></section>",
+        );
+    } else {
+        let _ = write!(
+            h,
+            "<section class=\"narrow\"><h2>Size of the last {} archives</h2>{}</section>",
+            bars.len(),
+            chart::bars(
+                "chart-size",
+                "Archive size per successful job",
+                &bars,
+                |v| { html::bytes(v as i64) }
+            )
+        );
+    }
     let _ = write!(
         h,
         "<section id=\"recent\" data-live><h2>Recent jobs</h2>{}<p><a href=\"/ui/jobs{}\">All jobs of this instance</a></p></section>",

@@ -137,7 +137,7 @@ pub async fn page(State(state): State<ApiState>, viewer: Viewer) -> Result<Respo
         );
     } else {
         h.push_str(
-            "<table id=\"failing\"><tr><th>instance</th><th>failures</th><th>last</th></tr>",
+            "<table id=\"failing\" class=\"fixed\"><tr><th>instance</th><th>failures</th><th>last</th></tr>",
         );
         for f in &failing {
             let _ = write!(
@@ -159,7 +159,7 @@ pub async fn page(State(state): State<ApiState>, viewer: Viewer) -> Result<Respo
     if blocked.is_empty() {
         h.push_str("<p class=\"empty\" id=\"blocked-empty\">None blocked.</p>");
     } else {
-        h.push_str("<table id=\"blocked\"><tr><th>instance</th><th>since</th><th>reason</th></tr>");
+        h.push_str("<table id=\"blocked\" class=\"fixed\"><tr><th>instance</th><th>since</th><th>reason</th></tr>");
         for i in blocked.iter().take(TOP as usize) {
             let _ = write!(
                 h,
@@ -187,7 +187,7 @@ pub async fn page(State(state): State<ApiState>, viewer: Viewer) -> Result<Respo
             "<p class=\"empty\" id=\"skipped-empty\">Every last fire enqueued its instances.</p>",
         );
     } else {
-        h.push_str("<table id=\"skipped\"><tr><th>schedule</th><th>fire</th><th>skipped</th><th>why</th></tr>");
+        h.push_str("<table id=\"skipped\" class=\"fixed\"><tr><th>schedule</th><th>fire</th><th>skipped</th><th>why</th></tr>");
         for (s, runs) in &skipped {
             let reasons: Vec<String> = runs
                 .iter()

@@ -102,6 +102,19 @@ impl Browser {
         .await
         .expect("a browser session within 60 s")
         .expect("chromedriver session");
+        // Screenshots are of the viewport: make it 1400×900 whatever the window frame takes.
+        let inner = client
+            .execute("return [window.innerWidth, window.innerHeight];", vec![])
+            .await
+            .unwrap();
+        let (w, h) = (
+            inner[0].as_u64().unwrap() as u32,
+            inner[1].as_u64().unwrap() as u32,
+        );
+        client
+            .set_window_size(1400 + (1400 - w.min(1400)), 900 + (900 - h.min(900)))
+            .await
+            .unwrap();
         Self {
             client: Some(client),
             _driver: driver,
@@ -296,10 +309,7 @@ async fn console_in_chromium(db: TestDb) {
 
     // Open the failed job: its timeline and its error with the cloud request id.
     let a1 = ids["a1"];
-    b.c()
-        .goto(&app.url(&format!("/ui/jobs?state=failed")))
-        .await
-        .unwrap();
+    b.c().goto(&app.url("/ui/jobs?state=failed")).await.unwrap();
     b.click(&format!("tr[data-job=\"{a1}\"] a[href=\"/ui/jobs/{a1}\"]"))
         .await;
     assert!(b.text("#last-error").await.contains("REQ-BOOM-1"));
