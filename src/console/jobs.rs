@@ -564,11 +564,14 @@ pub async fn retry(
 ) -> Result<Response, PageError> {
     viewer.act(&f.csrf)?;
     let before = load(&state, &id).await?;
-    if !matches!(before.state, JobState::Failed | JobState::Cancelled) {
-        return Err(PageError::Conflict(format!(
+    let conflict = |j: &Job| {
+        PageError::Conflict(format!(
             "job {} is {}; only failed or cancelled jobs can be retried",
-            before.id, before.state
-        )));
+            j.id, j.state
+        ))
+    };
+    if !matches!(before.state, JobState::Failed | JobState::Cancelled) {
+        return Err(conflict(&before));
     }
     let job = state
         .store
@@ -576,10 +579,7 @@ pub async fn retry(
         .await?
         .ok_or_else(|| PageError::NotFound(format!("no job {}", before.id)))?;
     if job.state != JobState::Queued {
-        return Err(PageError::Conflict(format!(
-            "job {} is {}; only failed or cancelled jobs can be retried",
-            job.id, job.state
-        )));
+        return Err(conflict(&job));
     }
     tracing::info!(job.id = job.id, "job retried through the console");
     Ok(Redirect::to(&format!("/ui/jobs/{}?done=retried", job.id)).into_response())

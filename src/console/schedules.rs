@@ -352,6 +352,26 @@ pub async fn preview(
     ))
 }
 
+/// Pause (`enable = false`) or resume through `scheduler::ops`, as the API does.
+async fn set_enabled(
+    state: &ApiState,
+    viewer: &Viewer,
+    name: &str,
+    csrf: &str,
+    enable: bool,
+) -> Result<Response, PageError> {
+    viewer.act(csrf)?;
+    let s = load(state, name).await?;
+    let (store, id, now) = (state.store.as_ref(), s.id.to_string(), state.clock.now());
+    let (s, done) = if enable {
+        (ops::resume(store, &id, now).await?, "resumed")
+    } else {
+        (ops::pause(store, &id, now).await?, "paused")
+    };
+    tracing::info!(schedule = %s.spec.name, done, "schedule changed through the console");
+    Ok(Redirect::to(&format!("{}?done={done}", url(&s))).into_response())
+}
+
 /// `POST /ui/schedules/{name}/pause`.
 pub async fn pause(
     State(state): State<ApiState>,
@@ -359,11 +379,7 @@ pub async fn pause(
     Path(name): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    viewer.act(&f.csrf)?;
-    let s = load(&state, &name).await?;
-    let s = ops::pause(state.store.as_ref(), &s.id.to_string(), state.clock.now()).await?;
-    tracing::info!(schedule = %s.spec.name, "schedule paused through the console");
-    Ok(Redirect::to(&format!("{}?done=paused", url(&s))).into_response())
+    set_enabled(&state, &viewer, &name, &f.csrf, false).await
 }
 
 /// `POST /ui/schedules/{name}/resume`.
@@ -373,11 +389,7 @@ pub async fn resume(
     Path(name): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    viewer.act(&f.csrf)?;
-    let s = load(&state, &name).await?;
-    let s = ops::resume(state.store.as_ref(), &s.id.to_string(), state.clock.now()).await?;
-    tracing::info!(schedule = %s.spec.name, "schedule resumed through the console");
-    Ok(Redirect::to(&format!("{}?done=resumed", url(&s))).into_response())
+    set_enabled(&state, &viewer, &name, &f.csrf, true).await
 }
 
 /// `POST /ui/schedules/{name}/run-now`: fire now, outside the cron (cursor unchanged).

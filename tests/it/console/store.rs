@@ -157,168 +157,140 @@ async fn console_job_filters(db: TestDb) {
     let ids = fixture(&db).await;
     let id = |n: &str| ids[n];
     let q = JobQuery::default;
-
-    assert_eq!(
-        ids_of(
-            &db,
+    let now = Utc::now();
+    let hour = chrono::Duration::hours(1);
+    let all: Vec<JobId> = {
+        let mut v: Vec<JobId> = ids.values().copied().collect();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v
+    };
+    let cases: Vec<(&str, JobQuery, Vec<JobId>)> = vec![
+        (
+            "state",
             JobQuery {
                 state: Some(JobState::Cancelled),
                 ..q()
-            }
-        )
-        .await,
-        vec![id("b2"), id("a2")]
-    );
-    assert_eq!(
-        ids_of(
-            &db,
+            },
+            vec![id("b2"), id("a2")],
+        ),
+        (
+            "state failed",
             JobQuery {
                 state: Some(JobState::Failed),
                 ..q()
-            }
-        )
-        .await,
-        vec![id("a1")]
-    );
-    assert_eq!(
-        ids_of(
-            &db,
+            },
+            vec![id("a1")],
+        ),
+        (
+            "instance",
             JobQuery {
                 instance: Some("rm-a".into()),
                 ..q()
-            }
-        )
-        .await,
-        vec![id("a3"), id("a2"), id("a1")]
-    );
-    assert_eq!(
-        ids_of(
-            &db,
+            },
+            vec![id("a3"), id("a2"), id("a1")],
+        ),
+        (
+            "region",
             JobQuery {
                 region: Some("cn-shanghai".into()),
                 ..q()
-            }
-        )
-        .await,
-        Vec::<JobId>::new()
-    );
-    assert_eq!(
-        ids_of(
-            &db,
+            },
+            vec![],
+        ),
+        (
+            "error code",
             JobQuery {
                 error_code: Some("Boom".into()),
                 ..q()
-            }
-        )
-        .await,
-        vec![id("a1")]
-    );
-    assert_eq!(
-        ids_of(
-            &db,
+            },
+            vec![id("a1")],
+        ),
+        (
+            "source sql",
             JobQuery {
                 source: Some(JobSource::Sql),
                 ..q()
-            }
-        )
-        .await,
-        Vec::<JobId>::new()
-    );
-    assert_eq!(
-        ids_of(
-            &db,
+            },
+            vec![],
+        ),
+        (
+            "source api",
             JobQuery {
                 source: Some(JobSource::Api),
                 ..q()
-            }
-        )
-        .await
-        .len(),
-        7
-    );
-    // Text search: an instance prefix, or a task id exactly.
-    assert_eq!(
-        ids_of(
-            &db,
+            },
+            all.clone(),
+        ),
+        // Text search: an instance prefix, or a task id exactly.
+        (
+            "search prefix",
             JobQuery {
                 search: Some("rm-b".into()),
                 ..q()
-            }
-        )
-        .await,
-        vec![id("b2"), id("b1")]
-    );
-    assert_eq!(
-        ids_of(
-            &db,
+            },
+            vec![id("b2"), id("b1")],
+        ),
+        (
+            "search all",
             JobQuery {
                 search: Some("rm-".into()),
                 ..q()
-            }
-        )
-        .await
-        .len(),
-        7
-    );
-    assert_eq!(
-        ids_of(
-            &db,
+            },
+            all.clone(),
+        ),
+        (
+            "search task",
             JobQuery {
                 search: Some("dt-c-1".into()),
                 ..q()
-            }
-        )
-        .await,
-        vec![id("c1")]
-    );
-    // Time ranges.
-    let now = Utc::now();
-    assert_eq!(
-        ids_of(
-            &db,
+            },
+            vec![id("c1")],
+        ),
+        (
+            "created from",
             JobQuery {
-                created_from: Some(now + chrono::Duration::hours(1)),
+                created_from: Some(now + hour),
                 ..q()
-            }
-        )
-        .await
-        .len(),
-        0
-    );
-    assert_eq!(
-        ids_of(
-            &db,
+            },
+            vec![],
+        ),
+        (
+            "created to",
             JobQuery {
-                created_to: Some(now + chrono::Duration::hours(1)),
+                created_to: Some(now + hour),
                 ..q()
-            }
-        )
-        .await
-        .len(),
-        7
-    );
-    let finished = ids_of(
-        &db,
-        JobQuery {
-            finished_from: Some(now - chrono::Duration::hours(1)),
-            ..q()
-        },
-    )
-    .await;
-    assert_eq!(finished.len(), 4, "a1, a2, b2, c1 finished");
-    // Filters combine.
-    assert_eq!(
-        ids_of(
-            &db,
+            },
+            all.clone(),
+        ),
+        (
+            "finished from",
+            JobQuery {
+                finished_from: Some(now - hour),
+                ..q()
+            },
+            vec![id("c1"), id("b2"), id("a2"), id("a1")],
+        ),
+        (
+            "finished to",
+            JobQuery {
+                finished_to: Some(now - hour),
+                ..q()
+            },
+            vec![],
+        ),
+        (
+            "combined",
             JobQuery {
                 state: Some(JobState::Cancelled),
                 instance: Some("rm-b".into()),
                 ..q()
-            }
-        )
-        .await,
-        vec![id("b2")]
-    );
+            },
+            vec![id("b2")],
+        ),
+    ];
+    for (name, query, expected) in cases {
+        assert_eq!(ids_of(&db, query).await, expected, "{name}");
+    }
 }
 
 async fn console_job_sorts_and_keyset_pages(db: TestDb) {
