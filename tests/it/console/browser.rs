@@ -46,7 +46,8 @@ struct Browser {
 }
 
 impl Browser {
-    async fn start() -> Self {
+    /// `dark`: the browser prefers a dark colour scheme (`--force-dark-mode`).
+    async fn start(dark: bool) -> Self {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -70,7 +71,7 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let args = [
+        let mut args: Vec<String> = [
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
@@ -81,11 +82,16 @@ impl Browser {
             "--disable-sync",
             "--disable-dev-shm-usage",
             "--window-size=1400,900",
-            &format!(
-                "--user-data-dir={}",
-                profile.path().join("chromium").display()
-            ),
-        ];
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(format!(
+            "--user-data-dir={}",
+            profile.path().join("chromium").display()
+        ));
+        if dark {
+            args.push("--force-dark-mode".into());
+        }
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), "chrome".into());
         caps.insert(
@@ -247,7 +253,7 @@ async fn console_in_chromium(db: TestDb) {
         .unwrap();
     app.add_schedule("nightly", "rm-c").await;
 
-    let b = Browser::start().await;
+    let b = Browser::start(false).await;
     b.c().goto(&app.url("/ui/login")).await.unwrap();
     b.shot("01-sign-in").await;
 
@@ -411,6 +417,22 @@ async fn console_in_chromium(db: TestDb) {
         .await
         .unwrap();
     b.shot("12-job-read-only").await;
+    b.close().await;
+
+    // Dark mode follows the browser's preference.
+    let b = Browser::start(true).await;
+    b.sign_in(&app, READ_TOKEN).await;
+    b.c().goto(&app.url("/ui/")).await.unwrap();
+    let bg = b
+        .c()
+        .execute(
+            "return getComputedStyle(document.body).backgroundColor;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(bg, serde_json::json!("rgb(18, 21, 27)"), "dark background");
+    b.shot("13-overview-dark").await;
     b.close().await;
 }
 
