@@ -9,7 +9,7 @@
 //! `--pages` keyset pages. Prints p50/p95/max per view and writes
 //! `target/bench/console.json`.
 
-use crate::common::{seed_sql, Backend, TempDb, REGION};
+use crate::common::{pct, seed_sql, Backend, TempDb, REGION};
 use anyhow::Context;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -81,10 +81,6 @@ fn outcomes_sql(backend: Backend) -> String {
     )
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    crate::common::pct(sorted, p)
-}
-
 struct Session {
     http: reqwest::Client,
     base: String,
@@ -147,8 +143,8 @@ fn figures(view: &str, rows: usize, mut ms: Vec<f64>) -> ViewFigures {
     ViewFigures {
         view: view.to_string(),
         rows,
-        p50_ms: pct(&ms, 50.0),
-        p95_ms: pct(&ms, 95.0),
+        p50_ms: pct(&ms, 0.5),
+        p95_ms: pct(&ms, 0.95),
         max_ms: ms.last().copied().unwrap_or(0.0),
     }
 }

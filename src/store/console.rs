@@ -277,9 +277,19 @@ pub(crate) fn into_page(q: &JobQuery, mut jobs: Vec<Job>) -> JobQueryPage {
     JobQueryPage { jobs, next }
 }
 
-/// The finished jobs of the throughput window, with the columns bucketing needs.
-pub(crate) const THROUGHPUT_SQL: &str = "SELECT finished_at, state, export_data_size FROM jobs \
-     WHERE finished_at >= $1 AND state IN ('succeeded', 'failed')";
+/// Finished jobs per bucket of the throughput window, aggregated in the database. `{bucket}`
+/// is the backend's expression for "bucket index of `finished_at`" ($1 = window start,
+/// $2 = bucket width in ms): the one place the dialects differ.
+pub(crate) fn throughput_sql(bucket: &str) -> String {
+    format!(
+        "SELECT {bucket} AS b, \
+         CAST(sum(CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END) AS BIGINT), \
+         CAST(sum(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS BIGINT), \
+         CAST(sum(CASE WHEN state = 'succeeded' THEN coalesce(export_data_size, 0) ELSE 0 END) \
+         AS BIGINT) \
+         FROM jobs WHERE finished_at >= $1 AND state IN ('succeeded', 'failed') GROUP BY b"
+    )
+}
 
 /// Failed jobs per instance in a window, most failures first.
 pub(crate) const FAILING_SQL: &str = "SELECT region, instance, count(*) AS failures, \
@@ -287,9 +297,10 @@ pub(crate) const FAILING_SQL: &str = "SELECT region, instance, count(*) AS failu
      WHERE finished_at >= $1 AND state = 'failed' \
      GROUP BY region, instance ORDER BY failures DESC, last_failed_at DESC LIMIT $2";
 
-/// Bucket `(finished_at, state, bytes)` rows; dialect-free so both backends share it.
+/// Lay `(bucket index, succeeded, failed, bytes)` rows out as `buckets` consecutive
+/// buckets from `since`, empty ones included.
 pub(crate) fn bucketize(
-    rows: impl IntoIterator<Item = (DateTime<Utc>, String, Option<i64>)>,
+    rows: impl IntoIterator<Item = (i64, i64, i64, i64)>,
     since: DateTime<Utc>,
     bucket: chrono::Duration,
     buckets: u32,
@@ -300,17 +311,11 @@ pub(crate) fn bucketize(
             ..ThroughputBucket::default()
         })
         .collect();
-    let width = bucket.num_milliseconds().max(1);
-    for (at, state, bytes) in rows {
-        let i = (at - since).num_milliseconds() / width;
-        let Some(b) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) else {
-            continue;
-        };
-        if state == JobState::Succeeded.as_str() {
-            b.succeeded += 1;
-            b.bytes += bytes.unwrap_or(0).max(0);
-        } else {
-            b.failed += 1;
+    for (i, succeeded, failed, bytes) in rows {
+        if let Some(b) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+            b.succeeded += succeeded;
+            b.failed += failed;
+            b.bytes += bytes.max(0);
         }
     }
     out
@@ -337,27 +342,14 @@ mod tests {
     }
 
     #[test]
-    fn buckets_count_outcomes_and_bytes() {
+    fn buckets_are_laid_out_with_gaps() {
         let since = Utc.timestamp_millis_opt(0).unwrap();
         let h = chrono::Duration::hours(1);
-        let rows = vec![
-            (
-                since + chrono::Duration::minutes(5),
-                "succeeded".into(),
-                Some(10),
-            ),
-            (
-                since + chrono::Duration::minutes(65),
-                "succeeded".into(),
-                Some(5),
-            ),
-            (since + chrono::Duration::minutes(70), "failed".into(), None),
-            (since + chrono::Duration::hours(9), "failed".into(), None),
-        ];
-        let b = bucketize(rows, since, h, 3);
+        let b = bucketize(vec![(0, 1, 0, 10), (1, 1, 1, 5), (9, 0, 1, 0)], since, h, 3);
         assert_eq!(b.len(), 3);
         assert_eq!((b[0].succeeded, b[0].failed, b[0].bytes), (1, 0, 10));
         assert_eq!((b[1].succeeded, b[1].failed, b[1].bytes), (1, 1, 5));
         assert_eq!((b[2].succeeded, b[2].failed), (0, 0));
+        assert_eq!(b[2].start, since + h * 2);
     }
 }

@@ -4,8 +4,8 @@ use super::rows;
 use super::PgStore;
 use crate::model::InstanceKey;
 use crate::store::console::{
-    bucketize, into_page, push_job_query, ConsoleStore, FailingInstance, JobQuery, JobQueryPage,
-    ThroughputBucket, FAILING_SQL, THROUGHPUT_SQL,
+    bucketize, into_page, push_job_query, throughput_sql, ConsoleStore, FailingInstance, JobQuery,
+    JobQueryPage, ThroughputBucket, FAILING_SQL,
 };
 use crate::store::StoreError;
 use async_trait::async_trait;
@@ -28,10 +28,13 @@ impl ConsoleStore for PgStore {
         bucket: chrono::Duration,
         buckets: u32,
     ) -> Result<Vec<ThroughputBucket>, StoreError> {
-        let found: Vec<(DateTime<Utc>, String, Option<i64>)> = sqlx::query_as(THROUGHPUT_SQL)
-            .bind(since)
-            .fetch_all(&self.pool)
-            .await?;
+        let found: Vec<(i64, i64, i64, i64)> = sqlx::query_as(&throughput_sql(
+            "CAST(floor(extract(epoch FROM finished_at - $1) * 1000 / $2) AS BIGINT)",
+        ))
+        .bind(since)
+        .bind(bucket.num_milliseconds().max(1))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(bucketize(found, since, bucket, buckets))
     }
 

@@ -4,8 +4,8 @@ use super::rows::{self, ms};
 use super::SqliteStore;
 use crate::model::InstanceKey;
 use crate::store::console::{
-    bucketize, into_page, push_job_query, ConsoleStore, FailingInstance, JobQuery, JobQueryPage,
-    ThroughputBucket, FAILING_SQL, THROUGHPUT_SQL,
+    bucketize, into_page, push_job_query, throughput_sql, ConsoleStore, FailingInstance, JobQuery,
+    JobQueryPage, ThroughputBucket, FAILING_SQL,
 };
 use crate::store::StoreError;
 use async_trait::async_trait;
@@ -34,15 +34,13 @@ impl ConsoleStore for SqliteStore {
         bucket: chrono::Duration,
         buckets: u32,
     ) -> Result<Vec<ThroughputBucket>, StoreError> {
-        let found: Vec<(i64, String, Option<i64>)> = sqlx::query_as(THROUGHPUT_SQL)
-            .bind(ms(since))
-            .fetch_all(&self.pool)
-            .await?;
-        let rows = found
-            .into_iter()
-            .map(|(t, s, b)| Ok((time(t)?, s, b)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(bucketize(rows, since, bucket, buckets))
+        let found: Vec<(i64, i64, i64, i64)> =
+            sqlx::query_as(&throughput_sql("(finished_at - $1) / $2"))
+                .bind(ms(since))
+                .bind(bucket.num_milliseconds().max(1))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(bucketize(found, since, bucket, buckets))
     }
 
     async fn console_failing_instances(
