@@ -433,6 +433,30 @@ async fn console_in_chromium(db: TestDb) {
         .unwrap();
     assert_eq!(bg, serde_json::json!("rgb(18, 21, 27)"), "dark background");
     b.shot("13-overview-dark").await;
+
+    // Live updates: a new job shows up in the counts without a reload (the marker set on
+    // this document survives).
+    let before = b.text("[data-state=queued] .n").await;
+    b.c()
+        .execute("window.consoleTestMarker = 42;", vec![])
+        .await
+        .unwrap();
+    app.db.enqueue("rm-live").await;
+    let mut after = before.clone();
+    for _ in 0..150 {
+        after = b.text("[data-state=queued] .n").await;
+        if after != before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(after, before, "the queued count refreshed in place");
+    let marker = b
+        .c()
+        .execute("return window.consoleTestMarker;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(marker, serde_json::json!(42), "no full reload");
     b.close().await;
 }
 
