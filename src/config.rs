@@ -51,6 +51,7 @@ pub struct Settings {
     /// `[archive]`: the fetcher and retention.
     #[serde(default)]
     pub archive: crate::archive::ArchiveSettings,
+    pub console: ConsoleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,9 +178,16 @@ pub struct ApiSettings {
     pub open_health: bool,
     pub body_limit_bytes: usize,
     pub request_timeout_ms: u64,
-    /// Serve the status page at `/` without a token (a browser cannot send a bearer
-    /// header); when false, `/` needs a read token like every other GET.
-    pub status_page_open: bool,
+}
+
+/// `[console]`: the operator console under `/ui/` (docs/console.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// A signed-in session ends this long after sign-in.
+    pub session_minutes: u32,
+    /// Freshness objective: every instance archived within this many hours.
+    pub freshness_hours: u32,
 }
 
 /// Log line format.
@@ -440,6 +448,17 @@ impl Settings {
             .map_err(|e| invalid(&e.field, e.rule))?;
         crate::archive::settings::validate(&self.sinks, &self.archive)
             .map_err(|e| invalid(&e.field, e.rule))?;
+        let c = &self.console;
+        let minutes = crate::console::SESSION_MINUTES;
+        if !minutes.contains(&c.session_minutes) {
+            return Err(invalid(
+                "console.session_minutes",
+                format!("must be {} to {}", minutes.start(), minutes.end()),
+            ));
+        }
+        if c.freshness_hours == 0 {
+            return Err(invalid("console.freshness_hours", "must be at least 1"));
+        }
         Ok(())
     }
 
@@ -509,7 +528,10 @@ impl Settings {
                 "open_health": self.api.open_health,
                 "body_limit_bytes": self.api.body_limit_bytes,
                 "request_timeout_ms": self.api.request_timeout_ms,
-                "status_page_open": self.api.status_page_open,
+            },
+            "console": {
+                "session_minutes": self.console.session_minutes,
+                "freshness_hours": self.console.freshness_hours,
             },
             "telemetry": {
                 "log_format": self.telemetry.log_format,

@@ -10,6 +10,7 @@ pub mod archive;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod dbs;
 pub mod model;
 pub mod retry;

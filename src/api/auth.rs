@@ -45,6 +45,11 @@ impl Auth {
         }
     }
 
+    /// True when no token is configured: nobody can call the API or sign in.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
     /// The role of `presented`, or `None` when it matches no configured token.
     pub fn role_of(&self, presented: &str) -> Option<Role> {
         let d = digest(presented.as_bytes());
@@ -89,7 +94,8 @@ impl Auth {
 fn is_open(state: &ApiState, path: &str) -> bool {
     match path {
         "/healthz" | "/readyz" | "/metrics" => state.settings.open_health,
-        "/" => state.settings.status_page_open,
+        // The console checks its own session cookie (a browser sends no bearer header).
+        p if p == "/" || p == "/ui" || p.starts_with("/ui/") => true,
         // The API description holds no data; clients and fuzzers fetch it before they
         // have a token.
         "/v1/openapi.json" => true,

@@ -1,5 +1,6 @@
 //! The admin HTTP API (axum): enqueue and inspect downloads, schedules, instances, health,
-//! `/metrics`, the OpenAPI document and a small server-rendered status page.
+//! `/metrics` and the OpenAPI document. The operator console (`crate::console`) is merged
+//! into the same router under `/ui/`.
 //!
 //! `app::run` builds an [`ApiState`], binds `api.listen` and calls [`serve`]; tests call
 //! [`router`] or [`serve`] on a port-0 listener. Every route is registered through
@@ -14,7 +15,6 @@ pub mod health;
 pub mod instances;
 pub mod openapi;
 pub mod schedules;
-pub mod status_page;
 pub mod views;
 
 use crate::clock::{DynClock, SystemClock};
@@ -53,6 +53,8 @@ pub struct ApiState {
     pub backup_window: chrono::Duration,
     /// `[[sinks]]`: a request's `sink` must name one of them.
     pub sinks: Arc<Vec<crate::archive::SinkSettings>>,
+    /// The operator console's sessions and settings.
+    pub console: Arc<crate::console::Console>,
 }
 
 impl ApiState {
@@ -69,6 +71,7 @@ impl ApiState {
                 settings.scheduler.latest_full_window_hours,
             )),
             sinks: Arc::new(settings.sinks.clone()),
+            console: Arc::new(crate::console::Console::new(&settings.console)),
         }
     }
 
@@ -124,7 +127,6 @@ impl Routes {
 /// Every route, in one place.
 fn routes() -> Routes {
     Routes::new()
-        .get("/", status_page::page)
         .get("/healthz", health::healthz)
         .get("/readyz", health::readyz)
         .get("/metrics", health::metrics)
@@ -164,6 +166,7 @@ pub fn router(state: ApiState) -> Router {
     let timeout = Duration::from_millis(state.settings.request_timeout_ms);
     routes()
         .router
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -200,6 +203,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "admin API listening");
+        tracing::info!(url = %format!("http://{addr}/ui/"), "operator console");
+    }
+    if state.auth.is_empty() {
+        tracing::warn!(
+            "no API token is configured (api.tokens): the API refuses every call and nobody \
+             can sign in to the console"
+        );
     }
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())

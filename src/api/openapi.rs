@@ -8,7 +8,7 @@ use super::schedules::{
     ScheduleRunDoc, ScheduleSpecDoc, TargetsDoc, TemplateDoc,
 };
 use super::views::*;
-use super::{downloads, health, instances, schedules, status_page};
+use super::{downloads, health, instances, schedules};
 use axum::Json;
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -44,7 +44,6 @@ Every error is `{\"error\":{\"code\",\"message\",\"field\"}}`. See docs/api.md."
         health::healthz,
         health::readyz,
         health::metrics,
-        status_page::page,
         openapi_json,
     ),
     components(schemas(
@@ -61,7 +60,7 @@ Every error is `{\"error\":{\"code\",\"message\",\"field\"}}`. See docs/api.md."
         (name = "instances", description = "Per-instance state and blocks"),
         (name = "schedules", description = "Cron schedules that enqueue downloads"),
         (name = "health", description = "Liveness, readiness, metrics"),
-        (name = "ui", description = "Status page and this document"),
+        (name = "ui", description = "This document (the operator console lives under /ui/, outside the JSON API)"),
     )
 )]
 pub struct ApiDoc;

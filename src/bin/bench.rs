@@ -13,6 +13,8 @@ use clap::{Parser, Subcommand};
 mod all;
 #[path = "../bench/common.rs"]
 mod common;
+#[path = "../bench/console.rs"]
+mod console;
 #[path = "../bench/cost.rs"]
 mod cost;
 #[path = "../bench/drain.rs"]
@@ -48,6 +50,8 @@ enum Command {
     Drain(DrainArgs),
     /// A region's call rate under random throttling and its recovery once it stops.
     Throttle(throttle::ThrottleKnobs),
+    /// The operator console's job list over 1M jobs, over HTTP, per view and page.
+    Console(console::ConsoleArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
         Command::All(args) => all::run(args).await,
         Command::Drain(args) => drain_once(args).await,
         Command::Throttle(knobs) => throttle::run(knobs).await,
+        Command::Console(args) => console::run(args).await,
     }
     .context("benchmark failed")
 }

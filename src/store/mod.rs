@@ -9,6 +9,7 @@
 //! `Ok(false)` / an empty result — "no longer mine" — never as an error.
 
 pub mod archives;
+pub mod console;
 mod error;
 pub mod postgres;
 pub mod schedules;
@@ -16,6 +17,7 @@ mod sql;
 pub mod sqlite;
 
 pub use archives::ArchiveStore;
+pub use console::ConsoleStore;
 pub use error::StoreError;
 pub use schedules::ScheduleStore;
 
@@ -223,7 +225,7 @@ const _: () = {
 
 /// The queue, on some database.
 #[async_trait]
-pub trait Store: ScheduleStore + ArchiveStore + Send + Sync + 'static {
+pub trait Store: ScheduleStore + ArchiveStore + ConsoleStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and metrics labels.
     fn backend(&self) -> &'static str;
 

@@ -3,6 +3,7 @@
 mod api;
 mod archive;
 mod cli;
+mod console;
 mod credentials;
 mod dbs;
 mod helpers;

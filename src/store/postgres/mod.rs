@@ -6,6 +6,7 @@
 //! its cost does not depend on the backlog. A background task LISTENs for the jobs
 //! trigger's NOTIFY so SQL-inserted jobs wake idle workers too.
 
+mod console;
 mod listener;
 mod quarantine;
 pub(crate) mod rows;

@@ -6,6 +6,7 @@
 //! the `instances` bookkeeping that the jobs triggers keep (docs/store.md), so its cost
 //! does not depend on the backlog.
 
+mod console;
 mod lock;
 mod quarantine;
 pub(crate) mod rows;

@@ -13,7 +13,7 @@ fn concrete(path: &str) -> String {
 }
 
 /// Routes that are open under the default settings.
-const OPEN_BY_DEFAULT: &[&str] = &["/", "/healthz", "/readyz", "/metrics", "/v1/openapi.json"];
+const OPEN_BY_DEFAULT: &[&str] = &["/healthz", "/readyz", "/metrics", "/v1/openapi.json"];
 
 async fn every_protected_route_needs_a_token(db: TestDb) {
     let app = spawn_app(db).await;
@@ -78,7 +78,7 @@ async fn every_protected_route_needs_a_token(db: TestDb) {
     );
 }
 
-async fn health_and_status_page_open_or_protected_by_settings(db: TestDb) {
+async fn health_open_or_protected_by_settings(db: TestDb) {
     let app = spawn_app(db).await;
     for path in OPEN_BY_DEFAULT {
         let r = app.get(path, None).await;
@@ -89,10 +89,9 @@ async fn health_and_status_page_open_or_protected_by_settings(db: TestDb) {
     let db = crate::helpers::db::sqlite().await;
     let app = spawn_app_with(db, |s| {
         s.api.open_health = false;
-        s.api.status_page_open = false;
     })
     .await;
-    for path in ["/", "/healthz", "/readyz", "/metrics"] {
+    for path in ["/healthz", "/readyz", "/metrics"] {
         assert_eq!(
             app.get(path, None).await.error(401).0,
             "unauthorized",
@@ -100,8 +99,14 @@ async fn health_and_status_page_open_or_protected_by_settings(db: TestDb) {
         );
         assert_eq!(app.get(path, Some(READ_TOKEN)).await.status, 200, "{path}");
     }
-    // The API description stays open: it holds no data.
+    // The API description stays open: it holds no data. `/` and `/ui/` are the console's,
+    // which checks its own session (tests/it/console): no bearer token is asked for there.
     assert_eq!(app.get("/v1/openapi.json", None).await.status, 200);
+    assert_eq!(
+        app.get("/ui/", None).await.status,
+        200,
+        "redirects, then the sign-in form"
+    );
 }
 
 async fn unknown_routes_and_methods_use_the_error_shape(db: TestDb) {
@@ -129,6 +134,6 @@ async fn unknown_routes_and_methods_use_the_error_shape(db: TestDb) {
 
 both_backends!(
     every_protected_route_needs_a_token,
-    health_and_status_page_open_or_protected_by_settings,
+    health_open_or_protected_by_settings,
     unknown_routes_and_methods_use_the_error_shape,
 );

@@ -11,7 +11,6 @@ mod health;
 mod instances;
 mod openapi;
 mod schedules;
-mod status_page;
 mod validation;
 
 use crate::helpers::db::TestDb;
