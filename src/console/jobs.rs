@@ -509,6 +509,60 @@ pub async fn detail(
     }
     h.push_str("</table></section></div>");
 
+    // The archive of a URL download with a sink (docs/archives.md): fetch progress, then
+    // where it is kept, its size and checksum. The signed link itself is never shown.
+    if let Some(a) = state.store.archive_get_by_job(job.id).await? {
+        h.push_str(
+            "<section id=\"archive-section\" data-live><h2>Archive</h2><table class=\"kv\" id=\"archive\">",
+        );
+        row(&mut h, "sink", format!("<code>{}</code>", esc(&a.sink)));
+        row(&mut h, "state", esc(a.state.as_str()));
+        let fetched = match a.expected_size.filter(|n| *n > 0) {
+            Some(total) => format!(
+                "<progress max=\"{total}\" value=\"{done}\"></progress> {} of {}",
+                html::bytes(a.bytes_done),
+                html::bytes(total),
+                done = a.bytes_done.min(total),
+            ),
+            None => html::bytes(a.bytes_done),
+        };
+        row(&mut h, "fetched", fetched);
+        row(
+            &mut h,
+            "object",
+            format!("<code>{}</code>", esc(&a.object_name)),
+        );
+        row(&mut h, "location", opt(a.location.as_deref()));
+        row(
+            &mut h,
+            "size",
+            a.size.map(html::bytes).unwrap_or_else(|| "—".into()),
+        );
+        row(
+            &mut h,
+            "sha256",
+            format!("<code>{}</code>", opt(a.sha256.as_deref())),
+        );
+        row(
+            &mut h,
+            "attempts",
+            format!("{} of {}", a.attempts, a.max_attempts),
+        );
+        if let Some(code) = &a.last_error_code {
+            row(
+                &mut h,
+                "last error",
+                format!(
+                    "<code>{}</code> {}",
+                    esc(code),
+                    esc(a.last_error.as_deref().unwrap_or(""))
+                ),
+            );
+        }
+        row(&mut h, "stored", opt_time(a.stored_at));
+        h.push_str("</table></section>");
+    }
+
     // History as a timeline, oldest first.
     h.push_str(
         "<section id=\"history\" data-live><h2>History</h2><ol class=\"timeline\" id=\"timeline\">",

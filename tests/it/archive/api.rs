@@ -94,6 +94,36 @@ async fn api_checks_the_sink_and_shows_the_archive(db: TestDb) {
         "the signed link is not shown: {}",
         detail.text
     );
+
+    // The console's job page shows the same archive (signed in with a read token).
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .post(app.url("/ui/login"))
+        .form(&[("token", READ_TOKEN), ("next", "/ui/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page = http
+        .get(app.url(&format!("/ui/jobs/{id}")))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("id=\"archive\""), "{html}");
+    assert!(html.contains("file:///srv/archives/x"), "{html}");
+    assert!(html.contains(&"ab".repeat(32)), "{html}");
+    assert!(
+        !html.contains("Signature=secret"),
+        "the signed link is not shown"
+    );
 }
 
 both_backends!(api_checks_the_sink_and_shows_the_archive);
