@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::model::{DownloadRequest, FormatType, JobSource, JobState, TargetType};
 use crate::sim::{SimConfig, Simulator, DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET};
 use crate::store::{DynStore, NewJob};
+use anyhow::Context;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
@@ -57,7 +58,54 @@ pub fn sim_state_path(
     Some(name.into())
 }
 
-pub async fn run(args: ServeArgs, settings: Settings) -> anyhow::Result<()> {
+/// Where `serve --simulate` keeps the demo's console token: `<sqlite file>.console-token`.
+pub fn demo_token_path(database_url: &str) -> Option<std::path::PathBuf> {
+    let db = crate::store::sqlite::database_path(database_url).ok()??;
+    let mut name = db.into_os_string();
+    name.push(".console-token");
+    Some(name.into())
+}
+
+/// The demo comes with no `api.tokens`, so nobody could sign in to the console: give it
+/// one admin token, kept (created once, mode 0600) in [`demo_token_path`]. The log names
+/// the file, never the token. Configured tokens win: then nothing is added.
+fn demo_console_token(settings: &mut Settings) -> anyhow::Result<()> {
+    if !settings.api.tokens.is_empty() {
+        return Ok(());
+    }
+    let Some(path) = demo_token_path(&settings.database.url) else {
+        return Ok(());
+    };
+    let kept = std::fs::read_to_string(&path).unwrap_or_default();
+    let token = match kept.trim() {
+        t if t.len() >= 32 => t.to_string(),
+        _ => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let token = hex::encode(rand::random::<[u8; 24]>());
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut f| writeln!(f, "{token}"))
+                .with_context(|| format!("writing the demo console token to {}", path.display()))?;
+            token
+        }
+    };
+    settings.api.tokens.push(crate::config::ApiToken {
+        token: secrecy::SecretString::from(token),
+        role: crate::config::Role::Admin,
+    });
+    tracing::info!(
+        file = %path.display(),
+        "demo console: sign in at /ui/ as admin with the token in this file"
+    );
+    Ok(())
+}
+
+pub async fn run(args: ServeArgs, mut settings: Settings) -> anyhow::Result<()> {
     let shutdown = crate::app::shutdown_on_signals();
     if !args.simulate {
         return crate::app::run(settings, shutdown).await;
@@ -65,6 +113,7 @@ pub async fn run(args: ServeArgs, settings: Settings) -> anyhow::Result<()> {
     if !(args.sim_time_scale.is_finite() && args.sim_time_scale > 0.0) {
         anyhow::bail!("--sim-time-scale: must be a number > 0");
     }
+    demo_console_token(&mut settings)?;
     // A fresh seed per run: task ids of a restarted simulator must not repeat the ids of
     // the previous one (which the database may still track). A saved state brings back
     // its own seed and id sequence.

@@ -65,6 +65,21 @@ async fn restarted_demo_keeps_the_simulator_tasks() {
     }
     first.kill().unwrap();
     first.wait().unwrap();
+    // The demo has no configured token: it made one for the console, in a file only its
+    // owner can read, and the log names the file but never the token.
+    let token_file = dbs_archiver::cli::serve::demo_token_path(&db.url).expect("sqlite file");
+    let token = std::fs::read_to_string(&token_file).expect("demo console token written");
+    let token = token.trim().to_string();
+    assert!(token.len() >= 32, "a long random token");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "only the owner reads the token");
+    let log = log_of(dir.path(), 1);
+    assert!(
+        log.contains(".console-token"),
+        "the log names the file:\n{log}"
+    );
+    assert!(!log.contains(&token), "the token never appears in the log");
     assert!(
         state_file.exists(),
         "{} was not written",
@@ -112,6 +127,11 @@ async fn restarted_demo_keeps_the_simulator_tasks() {
     }
     second.kill().unwrap();
     second.wait().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&token_file).unwrap().trim(),
+        token,
+        "a restarted demo keeps its console token"
+    );
 
     let jobs = db
         .store
