@@ -71,8 +71,10 @@ impl SqliteStore {
         let notify = Arc::new(tokio::sync::Notify::new());
         let own_newest = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let stop = tokio_util::sync::CancellationToken::new();
+        let file = lock::database_path(url).ok().flatten();
         tokio::spawn(watch::run(
             options,
+            file,
             notify.clone(),
             own_newest.clone(),
             stop.clone(),
