@@ -298,6 +298,46 @@ pub(crate) fn refused_by_rule(e: &sqlx::Error) -> Option<crate::model::Validatio
     ))
 }
 
+/// `readable` (decode rows, quarantining each that cannot be read) and `fetch_job` (one
+/// job by id, quarantined and read again once if it cannot be read) for one backend's
+/// connection and row types; each backend's `quarantine` module supplies the repair.
+macro_rules! quarantine_readers {
+    ($conn:ty, $row:ty) => {
+        /// Decode `found`; each row that cannot be read is quarantined and left out.
+        async fn readable(
+            conn: &mut $conn,
+            found: &[$row],
+            now: DateTime<Utc>,
+        ) -> Result<(Vec<Job>, usize), StoreError> {
+            let (jobs, bad) = super::sql::split_readable(found, rows::job, rows::job_id)?;
+            for (id, why) in &bad {
+                super::sql::report_quarantine(
+                    quarantine::quarantine(conn, *id, why, now).await,
+                    *id,
+                    why,
+                );
+            }
+            Ok((jobs, bad.len()))
+        }
+
+        async fn fetch_job(conn: &mut $conn, id: JobId) -> Result<Option<Job>, StoreError> {
+            let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+            // A row that cannot be read is quarantined (repaired) and read again once.
+            for _ in 0..2 {
+                let found = sqlx::query(&sql).bind(id).fetch_all(&mut *conn).await?;
+                let (mut jobs, bad) = readable(conn, &found, Utc::now()).await?;
+                if bad == 0 {
+                    return Ok(jobs.pop());
+                }
+            }
+            Err(StoreError::Corrupt(format!(
+                "job {id}: unreadable even after quarantine"
+            )))
+        }
+    };
+}
+pub(crate) use quarantine_readers;
+
 /// Decoded jobs, and the rows that could not be decoded (id and why) for quarantine.
 pub(crate) type Split = (Vec<crate::model::Job>, Vec<(crate::model::JobId, String)>);
 

@@ -15,8 +15,8 @@ mod schedules;
 pub use listener::CHANNEL as NOTIFY_CHANNEL;
 
 use super::sql::{
-    is_lost_race, page_limit, report_quarantine, split_readable, tags_to_json, EVENT_COLUMNS,
-    INSTANCE_COLUMNS, JOB_COLUMNS, JOB_DELETE_SQL, JOB_STATE_SQL,
+    is_lost_race, page_limit, tags_to_json, EVENT_COLUMNS, INSTANCE_COLUMNS, JOB_COLUMNS,
+    JOB_DELETE_SQL, JOB_STATE_SQL,
 };
 use super::{
     BlockInstance, ClaimParams, Enqueued, Fence, JobFilter, JobPage, JobPatch, NewJob,
@@ -155,33 +155,7 @@ impl PgStore {
     }
 }
 
-/// Decode `found`; each row that cannot be read is quarantined and left out.
-async fn readable(
-    conn: &mut PgConnection,
-    found: &[sqlx::postgres::PgRow],
-    now: DateTime<Utc>,
-) -> Result<(Vec<Job>, usize), StoreError> {
-    let (jobs, bad) = split_readable(found, rows::job, rows::job_id)?;
-    for (id, why) in &bad {
-        report_quarantine(quarantine::quarantine(conn, *id, why, now).await, *id, why);
-    }
-    Ok((jobs, bad.len()))
-}
-
-async fn fetch_job(conn: &mut PgConnection, id: JobId) -> Result<Option<Job>, StoreError> {
-    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
-    // A row that cannot be read is quarantined (repaired) and read again once.
-    for _ in 0..2 {
-        let found = sqlx::query(&sql).bind(id).fetch_all(&mut *conn).await?;
-        let (mut jobs, bad) = readable(conn, &found, Utc::now()).await?;
-        if bad == 0 {
-            return Ok(jobs.pop());
-        }
-    }
-    Err(StoreError::Corrupt(format!(
-        "job {id}: unreadable even after quarantine"
-    )))
-}
+super::sql::quarantine_readers!(PgConnection, sqlx::postgres::PgRow);
 
 async fn insert_event(
     conn: &mut PgConnection,
