@@ -391,6 +391,7 @@ mod tests {
         include_str!("../../migrations/postgres/0005_hardening.sql"),
         include_str!("../../migrations/sqlite/0007_archives.sql"),
         include_str!("../../migrations/postgres/0007_archives.sql"),
+        include_str!("../../migrations/postgres/0009_statement_bookkeeping.sql"),
     ];
 
     /// Names after `marker` in `sql`, up to the first character that cannot be in one.

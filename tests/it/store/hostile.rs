@@ -128,6 +128,44 @@ async fn request_rules_match_the_api(db: TestDb) {
     }
 }
 
+/// The request rules hold for an operator's `UPDATE` too: on a job that can still be sent,
+/// and on a finished job brought back to `queued`; a finished job's history may keep what
+/// it was (PostgreSQL checks these per statement in a trigger, SQLite with CHECKs).
+async fn request_rules_hold_for_updates_and_retries(db: TestDb) {
+    db.exec(&format!("INSERT INTO jobs ({COLS}) VALUES ({VALS})"))
+        .await
+        .unwrap();
+    let err = db
+        .exec("UPDATE jobs SET target_path = 'a/../b'")
+        .await
+        .expect_err("a queued job's request must stay valid")
+        .to_string();
+    assert!(err.contains("jobs_target_path_safe"), "{err}");
+    match StoreError::from(
+        db.exec("UPDATE jobs SET use_zstd = 'yes'")
+            .await
+            .unwrap_err(),
+    ) {
+        StoreError::Invalid(v) => assert_eq!(v.field, "use_zstd", "{v}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    db.exec("UPDATE jobs SET state = 'failed'").await.unwrap();
+    db.exec("UPDATE jobs SET target_path = 'a/../b'")
+        .await
+        .expect("a finished job is exempt: history is not rewritten");
+    let err = db
+        .exec("UPDATE jobs SET state = 'queued'")
+        .await
+        .expect_err("a retried job must be sendable")
+        .to_string();
+    assert!(err.contains("jobs_target_path_safe"), "{err}");
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM jobs WHERE state = 'failed'")
+            .await,
+        1
+    );
+}
+
 /// Switch the database's rules off (as a manual repair or an old version might have), so
 /// a row the code cannot read gets in.
 async fn smuggle(db: &TestDb, cols: &str, vals: &str) {
@@ -237,6 +275,7 @@ both_backends!(
     unreadable_times_and_numbers_are_refused,
     sql_inserts_only_fresh_queued_jobs,
     request_rules_match_the_api,
+    request_rules_hold_for_updates_and_retries,
     an_unreadable_row_is_quarantined_not_fatal,
     read_paths_and_the_tracker_quarantine_too,
 );
