@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Path {
     Sql,
@@ -71,12 +71,14 @@ pub async fn round(
         let running = tokio::spawn(app.run(stop.clone()));
         tokio::time::sleep(Duration::from_millis(500)).await;
         let http = reqwest::Client::new();
+        // The SQL client connects once, as an application that enqueues by INSERT does.
+        let mut sql = db.client().await?;
         let mut sent: HashMap<String, f64> = HashMap::new();
         for k in 1..=samples {
             let at = common::unix_ms_f64();
             match path {
                 Path::Sql => {
-                    db.execute(&common::insert_one_sql(k, label)).await?;
+                    sql.execute(&common::insert_one_sql(k, label)).await?;
                 }
                 Path::Api => {
                     let body = serde_json::json!({
@@ -111,6 +113,7 @@ pub async fn round(
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        sql.close().await?;
         stop.cancel();
         let _ = running.await;
         let _ = api_task.await;

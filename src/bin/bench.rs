@@ -52,6 +52,31 @@ enum Command {
     Throttle(throttle::ThrottleKnobs),
     /// The operator console's job list over 1M jobs, over HTTP, per view and page.
     Console(console::ConsoleArgs),
+    /// Dispatch latency alone (enqueue → CreateDownload), one backend and path.
+    Latency(LatencyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct LatencyArgs {
+    #[arg(long, value_enum, default_value = "postgres")]
+    backend: common::Backend,
+    #[arg(long, value_enum, default_value = "sql")]
+    path: latency::Path,
+    #[arg(long, default_value_t = 100)]
+    samples: u32,
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database_url: String,
+}
+
+async fn latency_once(a: LatencyArgs) -> anyhow::Result<()> {
+    let _ = dbs_archiver::telemetry::metrics_handle();
+    let l = latency::round(a.backend, &a.database_url, a.path, a.samples).await?;
+    println!("{}", serde_json::to_string(&l)?);
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
@@ -101,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Drain(args) => drain_once(args).await,
         Command::Throttle(knobs) => throttle::run(knobs).await,
         Command::Console(args) => console::run(args).await,
+        Command::Latency(args) => latency_once(args).await,
     }
     .context("benchmark failed")
 }
