@@ -11,10 +11,13 @@
 pub mod archives;
 pub mod console;
 mod error;
+mod jobs;
 pub mod postgres;
 pub mod schedules;
 mod sql;
 pub mod sqlite;
+
+pub(crate) use sql::lease_until;
 
 pub use archives::ArchiveStore;
 pub use console::ConsoleStore;
