@@ -162,6 +162,10 @@ mod store_bench {
         /// Also print the claim's query plan at each backlog size.
         #[arg(long)]
         explain: bool,
+        /// Complete each job with its own `job_update` (as before issue 11) instead of one
+        /// `job_update_many` per claimed batch, to compare the two.
+        #[arg(long)]
+        complete_one_by_one: bool,
     }
 
     pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
@@ -270,7 +274,19 @@ mod store_bench {
                     .await?;
                 println!("{plan}");
             }
-            measure("postgres", Arc::new(store), args, backlog).await
+            let xacts = "SELECT xact_commit FROM pg_stat_database WHERE datname = $1";
+            let before: i64 = sqlx::query_scalar(xacts).bind(&name).fetch_one(&mut admin).await?;
+            measure("postgres", Arc::new(store), args, backlog).await?;
+            // The store is dropped: its sessions end and flush their statistics.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let after: i64 = sqlx::query_scalar(xacts).bind(&name).fetch_one(&mut admin).await?;
+            let jobs = args.measure.min(backlog) as f64;
+            println!(
+                "{:<10} transactions committed per completed job (claims, outcomes, ANALYZE                  noise): {:.3}",
+                "",
+                (after - before) as f64 / jobs
+            );
+            Ok(())
         }
         .await;
         sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
@@ -317,6 +333,7 @@ mod store_bench {
             let store = store.clone();
             let done = done.clone();
             let batch = args.batch;
+            let one_by_one = args.complete_one_by_one;
             tasks.spawn(async move {
                 let owner = format!("bench-{c}");
                 while done.load(Ordering::Relaxed) < target {
@@ -325,20 +342,43 @@ mod store_bench {
                         tokio::task::yield_now().await;
                         continue;
                     }
-                    for job in jobs {
-                        let fence = Fence {
-                            id: job.id,
-                            state: JobState::Submitting,
-                            owner: Some(owner.clone()),
-                        };
-                        let patch = JobPatch {
-                            to: Some(JobState::Succeeded),
-                            reason: "bench".into(),
-                            ..Default::default()
-                        };
-                        anyhow::ensure!(store.job_update(&fence, &patch).await?, "lost a job");
-                        done.fetch_add(1, Ordering::Relaxed);
+                    if one_by_one {
+                        for job in &jobs {
+                            let fence = Fence {
+                                id: job.id,
+                                state: JobState::Submitting,
+                                owner: Some(owner.clone()),
+                            };
+                            let patch = JobPatch {
+                                to: Some(JobState::Succeeded),
+                                reason: "bench".into(),
+                                ..Default::default()
+                            };
+                            anyhow::ensure!(store.job_update(&fence, &patch).await?, "lost");
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        continue;
                     }
+                    // The claimed batch's outcomes in one statement, as the workers do.
+                    let outcomes: Vec<(Fence, JobPatch)> = jobs
+                        .iter()
+                        .map(|job| {
+                            let fence = Fence {
+                                id: job.id,
+                                state: JobState::Submitting,
+                                owner: Some(owner.clone()),
+                            };
+                            let patch = JobPatch {
+                                to: Some(JobState::Succeeded),
+                                reason: "bench".into(),
+                                ..Default::default()
+                            };
+                            (fence, patch)
+                        })
+                        .collect();
+                    let held = store.job_update_many(&outcomes).await?;
+                    anyhow::ensure!(held.iter().all(|h| *h), "lost a job");
+                    done.fetch_add(held.len(), Ordering::Relaxed);
                 }
                 Ok::<_, anyhow::Error>(())
             });

@@ -367,9 +367,15 @@ macro_rules! job_store {
             }
 
             impl $store {
+                /// Stamp with `clock` instead of the wall clock.
+                pub fn with_clock(mut self, clock: crate::clock::DynClock) -> Self {
+                    self.clock = clock;
+                    self
+                }
+
                 /// The time every stamp of this store comes from.
                 pub(super) fn now(&self) -> DateTime<Utc> {
-                    Utc::now()
+                    self.clock.now()
                 }
 
                 /// Every fenced patch in one transaction, one statement per
@@ -561,6 +567,15 @@ macro_rules! job_store {
                     patch: &JobPatch,
                 ) -> Result<bool, StoreError> {
                     Ok(self.update_batch(&[(fence, patch)]).await?[0])
+                }
+
+                async fn job_update_many(
+                    &self,
+                    updates: &[(Fence, JobPatch)],
+                ) -> Result<Vec<bool>, StoreError> {
+                    let items: Vec<(&Fence, &JobPatch)> =
+                        updates.iter().map(|(f, p)| (f, p)).collect();
+                    self.update_batch(&items).await
                 }
 
                 async fn job_rescue_expired(

@@ -37,6 +37,8 @@ pub struct PgStore {
     notify: Arc<tokio::sync::Notify>,
     /// Stops the listener task when the last handle drops.
     _listener: Arc<DropGuard>,
+    /// Where every stamp the store writes comes from.
+    clock: crate::clock::DynClock,
 }
 
 impl PgStore {
@@ -66,6 +68,7 @@ impl PgStore {
             pool,
             notify,
             _listener: Arc::new(stop.drop_guard()),
+            clock: Arc::new(crate::clock::SystemClock),
         })
     }
 

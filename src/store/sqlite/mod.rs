@@ -41,6 +41,8 @@ pub struct SqliteStore {
     own_newest: Arc<std::sync::atomic::AtomicI64>,
     /// Stops the change watcher (`watch`) when the last handle drops.
     _watch: Arc<tokio_util::sync::DropGuard>,
+    /// Where every stamp the store writes comes from.
+    clock: crate::clock::DynClock,
 }
 
 impl SqliteStore {
@@ -73,6 +75,7 @@ impl SqliteStore {
             notify,
             own_newest,
             _watch: Arc::new(stop.drop_guard()),
+            clock: Arc::new(crate::clock::SystemClock),
         })
     }
 
