@@ -517,20 +517,18 @@ macro_rules! job_store {
                 }
 
                 async fn job_claim(&self, p: &ClaimParams) -> Result<Vec<Job>, StoreError> {
-                    if p.limit == 0 {
-                        return Ok(Vec::new());
-                    }
-                    self.claim(p).await
+                    Ok(if p.limit == 0 { Vec::new() } else { self.claim(p).await? })
                 }
 
                 async fn job_claim_polls(
                     &self,
                     p: &PollClaimParams,
                 ) -> Result<Vec<Job>, StoreError> {
-                    if p.limit == 0 {
-                        return Ok(Vec::new());
-                    }
-                    self.claim_polls(p).await
+                    // Zero free slots: nothing to lease, no round trip.
+                    Ok(match p.limit {
+                        0 => Vec::new(),
+                        _ => self.claim_polls(p).await?,
+                    })
                 }
 
                 async fn job_heartbeat(
