@@ -19,7 +19,20 @@ use tokio_util::sync::CancellationToken;
 
 /// Open the database named in settings, applying migrations when configured.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<store::DynStore> {
-    let store = store::connect(&settings.database.url, settings.database.max_connections).await?;
+    open_store_with_clock(settings, Arc::new(SystemClock)).await
+}
+
+/// [`open_store`] with the clock the store stamps times with.
+pub async fn open_store_with_clock(
+    settings: &Settings,
+    clock: DynClock,
+) -> anyhow::Result<store::DynStore> {
+    let store = store::connect_with_clock(
+        &settings.database.url,
+        settings.database.max_connections,
+        clock,
+    )
+    .await?;
     if settings.database.migrate_on_start {
         store.migrate().await?;
     }
@@ -31,13 +44,16 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<store::DynStore> 
 /// waited for, with backoff, for up to a minute; a permanent error (a wrong URL, a failed
 /// migration) still stops at once. The CLI's one-shot commands use [`open_store`] and fail
 /// fast.
-pub async fn open_store_patiently(settings: &Settings) -> anyhow::Result<store::DynStore> {
+pub async fn open_store_patiently(
+    settings: &Settings,
+    clock: DynClock,
+) -> anyhow::Result<store::DynStore> {
     use backon::{ExponentialBuilder, Retryable};
     let retryable = |e: &anyhow::Error| {
         e.downcast_ref::<store::StoreError>()
             .is_some_and(|s| s.class() == crate::retry::ErrorClass::Retryable)
     };
-    (|| open_store(settings))
+    (|| open_store_with_clock(settings, clock.clone()))
         .retry(
             ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(200))
@@ -93,7 +109,7 @@ impl App {
         } else {
             None
         };
-        let store = open_store_patiently(&settings).await?;
+        let store = open_store_patiently(&settings, clock.clone()).await?;
         let client = build_client(&settings)?;
         let worker = WorkerContext::new(
             store.clone(),

@@ -188,6 +188,10 @@ mod store_bench {
         /// Also print the claim's query plan at each backlog size.
         #[arg(long)]
         explain: bool,
+        /// Complete each job with its own `job_update` (as before issue 11) instead of one
+        /// `job_update_many` per claimed batch, to compare the two.
+        #[arg(long)]
+        complete_one_by_one: bool,
     }
 
     pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
@@ -296,7 +300,25 @@ mod store_bench {
                     .await?;
                 println!("{plan}");
             }
-            measure("postgres", Arc::new(store), args, backlog).await
+            let xacts = "SELECT xact_commit FROM pg_stat_database WHERE datname = $1";
+            let before: i64 = sqlx::query_scalar(xacts)
+                .bind(&name)
+                .fetch_one(&mut admin)
+                .await?;
+            measure("postgres", Arc::new(store), args, backlog).await?;
+            // The store is dropped: its sessions end and flush their statistics.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let after: i64 = sqlx::query_scalar(xacts)
+                .bind(&name)
+                .fetch_one(&mut admin)
+                .await?;
+            let jobs = args.measure.min(backlog) as f64;
+            println!(
+                "{:<10} transactions committed per completed job: {:.3}",
+                "",
+                (after - before) as f64 / jobs
+            );
+            Ok(())
         }
         .await;
         sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
@@ -327,6 +349,29 @@ mod store_bench {
         }
     }
 
+    /// The two writes that complete a claimed job, from the state each is fenced on.
+    fn completion() -> [(JobState, JobPatch); 2] {
+        let running = JobPatch {
+            to: Some(JobState::Running),
+            remote: Some(dbs_archiver::model::RemoteStatus {
+                task_id: Some("bench-task".into()),
+                ..Default::default()
+            }),
+            release_lease: true,
+            reason: "bench: submitted".into(),
+            ..Default::default()
+        };
+        let succeeded = JobPatch {
+            to: Some(JobState::Succeeded),
+            reason: "bench: finished".into(),
+            ..Default::default()
+        };
+        [
+            (JobState::Submitting, running),
+            (JobState::Running, succeeded),
+        ]
+    }
+
     /// Claimers claim and complete until `measure` jobs are done; prints one line.
     async fn measure(
         backend: &str,
@@ -343,6 +388,7 @@ mod store_bench {
             let store = store.clone();
             let done = done.clone();
             let batch = args.batch;
+            let one_by_one = args.complete_one_by_one;
             tasks.spawn(async move {
                 let owner = format!("bench-{c}");
                 while done.load(Ordering::Relaxed) < target {
@@ -351,20 +397,31 @@ mod store_bench {
                         tokio::task::yield_now().await;
                         continue;
                     }
-                    for job in jobs {
-                        let fence = Fence {
-                            id: job.id,
-                            state: JobState::Submitting,
-                            owner: Some(owner.clone()),
-                        };
-                        let patch = JobPatch {
-                            to: Some(JobState::Succeeded),
-                            reason: "bench".into(),
-                            ..Default::default()
-                        };
-                        anyhow::ensure!(store.job_update(&fence, &patch).await?, "lost a job");
-                        done.fetch_add(1, Ordering::Relaxed);
+                    // Complete as the workers do: submitting → running (CreateDownload
+                    // accepted) → succeeded; the state machine has no shortcut.
+                    for (from, patch) in completion() {
+                        let outcomes: Vec<(Fence, JobPatch)> = jobs
+                            .iter()
+                            .map(|job| {
+                                let fence = Fence {
+                                    id: job.id,
+                                    state: from,
+                                    owner: (from == JobState::Submitting).then(|| owner.clone()),
+                                };
+                                (fence, patch.clone())
+                            })
+                            .collect();
+                        if one_by_one {
+                            for (fence, patch) in &outcomes {
+                                anyhow::ensure!(store.job_update(fence, patch).await?, "lost");
+                            }
+                        } else {
+                            // The claimed batch's outcomes in one statement.
+                            let held = store.job_update_many(&outcomes).await?;
+                            anyhow::ensure!(held.iter().all(|h| *h), "lost a job");
+                        }
                     }
+                    done.fetch_add(jobs.len(), Ordering::Relaxed);
                 }
                 Ok::<_, anyhow::Error>(())
             });

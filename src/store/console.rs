@@ -321,6 +321,79 @@ pub(crate) fn bucketize(
     out
 }
 
+/// The [`ConsoleStore`] implementation for one backend, expanded in its `console` module:
+/// the SQL above is shared; a backend names its store, sqlx database, how a time binds
+/// (`$t`) and is read back (`$stored` → `$read`), and its throughput bucket expression.
+macro_rules! console_store {
+    (
+        store: $store:ty,
+        db: $db:ty,
+        bind_time: $t:path,
+        stored_time: $stored:ty,
+        read_time: $read:path,
+        bucket: $bucket:expr $(,)?
+    ) => {
+        #[async_trait::async_trait]
+        impl crate::store::console::ConsoleStore for $store {
+            async fn console_jobs(
+                &self,
+                q: &crate::store::console::JobQuery,
+            ) -> Result<crate::store::console::JobQueryPage, crate::store::StoreError> {
+                let mut b = sqlx::QueryBuilder::<$db>::new("");
+                crate::store::console::push_job_query(&mut b, q, $t);
+                let found = b.build().fetch_all(&self.pool).await?;
+                let jobs = found.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
+                Ok(crate::store::console::into_page(q, jobs))
+            }
+
+            async fn console_throughput(
+                &self,
+                since: chrono::DateTime<chrono::Utc>,
+                bucket: chrono::Duration,
+                buckets: u32,
+            ) -> Result<Vec<crate::store::console::ThroughputBucket>, crate::store::StoreError>
+            {
+                let sql = crate::store::console::throughput_sql($bucket);
+                let found: Vec<(i64, i64, i64, i64)> = sqlx::query_as(&sql)
+                    .bind($t(since))
+                    .bind(bucket.num_milliseconds().max(1))
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(crate::store::console::bucketize(
+                    found, since, bucket, buckets,
+                ))
+            }
+
+            async fn console_failing_instances(
+                &self,
+                since: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> Result<Vec<crate::store::console::FailingInstance>, crate::store::StoreError> {
+                let found: Vec<(String, String, i64, $stored)> =
+                    sqlx::query_as(crate::store::console::FAILING_SQL)
+                        .bind($t(since))
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
+                found
+                    .into_iter()
+                    .map(|(region, instance, failures, at)| {
+                        let last_failed_at = $read(at).ok_or_else(|| {
+                            crate::store::StoreError::Corrupt("jobs.finished_at: not a time".into())
+                        })?;
+                        Ok(crate::store::console::FailingInstance {
+                            key: crate::model::InstanceKey::new(region, instance),
+                            failures,
+                            last_failed_at,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+pub(crate) use console_store;
+
 #[cfg(test)]
 mod tests {
     use super::*;

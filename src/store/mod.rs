@@ -11,10 +11,13 @@
 pub mod archives;
 pub mod console;
 mod error;
+mod jobs;
 pub mod postgres;
 pub mod schedules;
 mod sql;
 pub mod sqlite;
+
+pub(crate) use sql::lease_until;
 
 pub use archives::ArchiveStore;
 pub use console::ConsoleStore;
@@ -33,15 +36,31 @@ use std::time::Duration;
 /// A shared handle to whichever backend `database.url` selected.
 pub type DynStore = Arc<dyn Store>;
 
-/// Open the backend named by the URL scheme (`sqlite://…` or `postgres://…`).
+/// Open the backend named by the URL scheme (`sqlite://…` or `postgres://…`), stamping
+/// times from the wall clock.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DynStore, StoreError> {
+    connect_with_clock(url, max_connections, Arc::new(crate::clock::SystemClock)).await
+}
+
+/// [`connect`] with the clock every stamp the store writes comes from (`updated_at`,
+/// `created_at`, `finished_at`, leases of heartbeats, events, blocks), so a test or a
+/// simulation that drives time drives the store's stamps too.
+pub async fn connect_with_clock(
+    url: &str,
+    max_connections: u32,
+    clock: crate::clock::DynClock,
+) -> Result<DynStore, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(
-            sqlite::SqliteStore::connect(url, max_connections).await?,
+            sqlite::SqliteStore::connect(url, max_connections)
+                .await?
+                .with_clock(clock),
         ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(
-            postgres::PgStore::connect(url, max_connections).await?,
+            postgres::PgStore::connect(url, max_connections)
+                .await?
+                .with_clock(clock),
         ))
     } else {
         Err(StoreError::Config(format!(
@@ -263,6 +282,14 @@ pub trait Store: ScheduleStore + ArchiveStore + ConsoleStore + Send + Sync + 'st
     /// A state change appends an event row in the same transaction; one the state machine
     /// does not have (`model::transitions`) is [`StoreError::Forbidden`] and writes nothing.
     async fn job_update(&self, fence: &Fence, patch: &JobPatch) -> Result<bool, StoreError>;
+
+    /// Many fenced updates at once (a claimed batch's outcomes, a polling round's
+    /// results): one `UPDATE … FROM (VALUES …)` per 500 and their event rows, in one
+    /// transaction. Returns, in input order, whether each fence held. Every patch is
+    /// checked against `model::transitions` first: one forbidden transition is
+    /// [`StoreError::Forbidden`] and nothing is written. A job may appear once per call.
+    async fn job_update_many(&self, updates: &[(Fence, JobPatch)])
+        -> Result<Vec<bool>, StoreError>;
 
     /// Rescue jobs whose lease expired: `submitting` ⇒ `queued` with `needs_reconcile`;
     /// `running` ⇒ lease dropped (still running, due for a poll). Returns the rescued ids.

@@ -38,6 +38,14 @@ pub(crate) fn page_limit(limit: u32) -> u32 {
     }
 }
 
+/// When a lease taken at `now` for `lease` runs out (saturating).
+pub(crate) fn lease_until(
+    now: chrono::DateTime<chrono::Utc>,
+    lease: std::time::Duration,
+) -> chrono::DateTime<chrono::Utc> {
+    now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX)
+}
+
 /// True for a unique violation: a lost race (same idempotency key, same instance
 /// claimed twice), which callers turn into "someone else has it" rather than an error.
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -320,12 +328,16 @@ macro_rules! quarantine_readers {
             Ok((jobs, bad.len()))
         }
 
-        async fn fetch_job(conn: &mut $conn, id: JobId) -> Result<Option<Job>, StoreError> {
+        async fn fetch_job(
+            conn: &mut $conn,
+            id: JobId,
+            now: DateTime<Utc>,
+        ) -> Result<Option<Job>, StoreError> {
             let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
             // A row that cannot be read is quarantined (repaired) and read again once.
             for _ in 0..2 {
                 let found = sqlx::query(&sql).bind(id).fetch_all(&mut *conn).await?;
-                let (mut jobs, bad) = readable(conn, &found, Utc::now()).await?;
+                let (mut jobs, bad) = readable(conn, &found, now).await?;
                 if bad == 0 {
                     return Ok(jobs.pop());
                 }

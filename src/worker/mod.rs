@@ -11,6 +11,7 @@
 
 pub mod dispatcher;
 pub mod maintenance;
+pub mod outcomes;
 pub mod pacing;
 pub mod reconcile;
 pub mod tracker;
@@ -180,6 +181,8 @@ pub struct WorkerContext {
     pub config: Arc<WorkerConfig>,
     pub inflight: Arc<InFlight>,
     pub gate: Arc<RegionGate>,
+    /// Where the dispatcher's and the tracker's fenced updates are written together.
+    pub outcomes: Arc<outcomes::OutcomeWriter>,
 }
 
 impl std::fmt::Debug for WorkerContext {
@@ -194,10 +197,12 @@ impl std::fmt::Debug for WorkerContext {
 
 impl WorkerContext {
     pub fn new(store: DynStore, client: DbsClient, clock: DynClock, config: WorkerConfig) -> Self {
+        let outcomes = outcomes::OutcomeWriter::new(store.clone(), config.lease);
         Self {
             store,
             client,
             clock,
+            outcomes,
             config: Arc::new(config),
             inflight: Arc::new(InFlight::default()),
             gate: Arc::new(RegionGate::default()),
@@ -206,31 +211,39 @@ impl WorkerContext {
 
     /// A fenced update that survives a flaky database: retryable store errors are retried
     /// with backoff for up to one lease period (after that the lease has expired anyway and
-    /// the rescue path owns the job). `Ok(false)` means "no longer mine".
+    /// the rescue path owns the job). `Ok(false)` means "no longer mine". It is written
+    /// together with every other update waiting at that moment ([`outcomes`]): one
+    /// statement for a claimed batch's outcomes or a polling round's results.
     /// A state change runs in a `job.transition` span (job id, from, to, reason, cloud
     /// RequestId, whether the fence held), so traces show each job's life.
-    pub(crate) async fn update(&self, fence: &Fence, patch: &JobPatch) -> Result<bool, StoreError> {
+    pub(crate) async fn update(&self, fence: &Fence, patch: &JobPatch) -> outcomes::Recorded {
         use tracing::Instrument;
-        let store = self.store.clone();
-        let write = retry_store(self.config.lease, || store.job_update(fence, patch));
-        let Some(to) = patch.to else {
+        let write = self.outcomes.record(fence.clone(), patch.clone());
+        let Some(span) = transition_span(fence, patch) else {
             return write.await;
         };
-        let span = tracing::info_span!(
-            "job.transition",
-            job.id = fence.id,
-            from = fence.state.as_str(),
-            to = to.as_str(),
-            reason = %patch.reason,
-            request_id = patch.request_id.as_deref().unwrap_or(""),
-            applied = tracing::field::Empty,
-        );
         let result = write.instrument(span.clone()).await;
         if let Ok(applied) = &result {
             span.record("applied", *applied);
         }
         result
     }
+}
+
+/// The `job.transition` span of a state change (job id, from, to, reason, cloud
+/// RequestId; `applied` is recorded once the write is done), so traces show each job's
+/// life. `None` when the patch changes no state.
+pub(crate) fn transition_span(fence: &Fence, patch: &JobPatch) -> Option<tracing::Span> {
+    let to = patch.to?;
+    Some(tracing::info_span!(
+        "job.transition",
+        job.id = fence.id,
+        from = fence.state.as_str(),
+        to = to.as_str(),
+        reason = %patch.reason,
+        request_id = patch.request_id.as_deref().unwrap_or(""),
+        applied = tracing::field::Empty,
+    ))
 }
 
 /// Retry a store call on retryable errors with capped exponential backoff, for at most

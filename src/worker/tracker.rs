@@ -292,9 +292,14 @@ impl Tracker {
                 async move { track_instance(&ctx, &policy, key, jobs).await }
             })
             .buffer_unordered(width);
+        let (mut writes, mut in_flight) = (Vec::new(), Vec::new());
         while let Some(r) = results.next().await {
-            report.merge(&r);
+            report.merge(&r.report);
+            writes.extend(r.writes);
+            in_flight.extend(r.in_flight);
         }
+        record_round(&self.ctx, writes, &mut report).await;
+        drop(in_flight);
         Ok(report)
     }
 
@@ -357,18 +362,71 @@ async fn list(ctx: &WorkerContext, q: &DescribeTasksQuery) -> Result<Vec<Downloa
     r
 }
 
-/// One listing for the instance, then one record per job.
+/// One instance's share of a round: its counts, and its writes, which the round makes
+/// together at its end (one statement for the round).
+#[derive(Default)]
+struct Round {
+    report: TrackReport,
+    writes: Vec<RoundWrite>,
+    /// Its jobs stay in flight (heartbeats keep their leases) until the round's write.
+    in_flight: Vec<InFlightGuard>,
+}
+
+/// A fenced write of the round, and what to count (or do) once it is known to hold.
+struct RoundWrite {
+    job: Job,
+    patch: JobPatch,
+    then: Then,
+}
+
+#[derive(Debug, Clone)]
+enum Then {
+    Nothing,
+    Progressed,
+    Succeeded { at: DateTime<Utc> },
+    RemoteRetried { task_id: String },
+    Failed,
+    Missing,
+}
+
+impl Round {
+    fn queue(&mut self, job: &Job, patch: JobPatch, then: Then) {
+        self.writes.push(RoundWrite {
+            job: job.clone(),
+            patch,
+            then,
+        });
+    }
+}
+
+impl std::ops::Deref for Round {
+    type Target = TrackReport;
+    fn deref(&self) -> &TrackReport {
+        &self.report
+    }
+}
+
+/// The decisions below count into the round's report directly.
+impl std::ops::DerefMut for Round {
+    fn deref_mut(&mut self) -> &mut TrackReport {
+        &mut self.report
+    }
+}
+
+/// One listing for the instance, then one decision (and queued write) per job.
 async fn track_instance(
     ctx: &WorkerContext,
     p: &TrackPolicy,
     key: InstanceKey,
     jobs: Vec<Job>,
-) -> TrackReport {
-    let _guards: Vec<InFlightGuard> = jobs
-        .iter()
-        .map(|j| InFlightGuard::new(&ctx.inflight, j.id))
-        .collect();
-    let mut report = TrackReport::default();
+) -> Round {
+    let mut report = Round {
+        in_flight: jobs
+            .iter()
+            .map(|j| InFlightGuard::new(&ctx.inflight, j.id))
+            .collect(),
+        ..Round::default()
+    };
     let q = group_query(&key, &jobs);
     let mut tasks = match list(ctx, &q).await {
         Ok(t) => t,
@@ -415,7 +473,7 @@ async fn defer_all(
     p: &TrackPolicy,
     jobs: &[Job],
     e: &DbsError,
-    report: &mut TrackReport,
+    report: &mut Round,
 ) {
     let now = ctx.clock.now();
     tracing::warn!(error = %e, jobs = jobs.len(), "DescribeDownloadTask failed; polling later");
@@ -437,14 +495,66 @@ async fn defer_all(
             reason: format!("poll failed: {}", e.code),
             ..Default::default()
         };
-        write(ctx, job, &patch, report).await;
+        report.queue(job, patch, Then::Nothing);
         report.deferred += 1;
     }
 }
 
-/// Fenced write; counts a lost fence. Returns whether it was applied.
-async fn write(ctx: &WorkerContext, job: &Job, patch: &JobPatch, report: &mut TrackReport) -> bool {
-    match ctx.update(&fence(ctx, job), patch).await {
+/// The round's writes, one `job_update_many` (a fenced update per job, their events with
+/// them), then what each applied write means.
+async fn record_round(ctx: &WorkerContext, writes: Vec<RoundWrite>, report: &mut TrackReport) {
+    let updates: Vec<(Fence, JobPatch)> = writes
+        .iter()
+        .map(|w| (fence(ctx, &w.job), w.patch.clone()))
+        .collect();
+    let spans: Vec<Option<tracing::Span>> = updates
+        .iter()
+        .map(|(f, p)| super::transition_span(f, p))
+        .collect();
+    let results = super::outcomes::write_many(&ctx.store, ctx.config.lease, &updates).await;
+    for ((w, result), span) in writes.into_iter().zip(results).zip(spans) {
+        if let (Some(span), Ok(applied)) = (span, &result) {
+            span.record("applied", *applied);
+        }
+        if written(ctx, &w.job, &w.patch, result, report) {
+            after(ctx, &w.job, w.then, report).await;
+        }
+    }
+}
+
+/// What an applied write means for the report (and the instance's last success).
+async fn after(ctx: &WorkerContext, job: &Job, then: Then, report: &mut TrackReport) {
+    match then {
+        Then::Nothing => {}
+        Then::Progressed => report.progressed += 1,
+        Then::Missing => report.missing += 1,
+        Then::Failed => report.failed += 1,
+        Then::RemoteRetried { task_id } => {
+            tracing::info!(job.id = job.id, task = %task_id, retry = job.remote_retries + 1, "remote task retried");
+            report.remote_retries += 1;
+        }
+        Then::Succeeded { at } => {
+            report.succeeded += 1;
+            let key = job.instance_key();
+            let store = ctx.store.clone();
+            if let Err(e) =
+                super::retry_store(ctx.config.lease, || store.instance_mark_success(&key, at)).await
+            {
+                tracing::warn!(instance = %key, error = %e, "could not record the instance's last success");
+            }
+        }
+    }
+}
+
+/// The answer of one fenced write; counts a lost fence. Returns whether it was applied.
+fn written(
+    ctx: &WorkerContext,
+    job: &Job,
+    patch: &JobPatch,
+    result: super::outcomes::Recorded,
+    report: &mut TrackReport,
+) -> bool {
+    match result {
         Ok(true) => {
             if let Some(to) = patch.to {
                 let bytes = patch.remote.as_ref().and_then(|r| r.export_data_size);
@@ -477,7 +587,7 @@ async fn apply(
     p: &TrackPolicy,
     job: &Job,
     action: PollAction,
-    report: &mut TrackReport,
+    report: &mut Round,
 ) {
     let now = ctx.clock.now();
     let key = job.instance_key();
@@ -496,9 +606,7 @@ async fn apply(
                 reason: "poll".into(),
                 ..Default::default()
             };
-            if write(ctx, job, &patch, report).await {
-                report.progressed += 1;
-            }
+            report.queue(job, patch, Then::Progressed);
         }
         PollAction::Succeed {
             mut remote,
@@ -542,7 +650,7 @@ async fn apply(
                             reason: format!("finished; URL fetch failed: {}", e.code),
                             ..Default::default()
                         };
-                        write(ctx, job, &patch, report).await;
+                        report.queue(job, patch, Then::Nothing);
                         report.deferred += 1;
                         return;
                     }
@@ -567,16 +675,7 @@ async fn apply(
                 reason: "remote task finished".into(),
                 ..Default::default()
             };
-            if write(ctx, job, &patch, report).await {
-                report.succeeded += 1;
-                let store = ctx.store.clone();
-                if let Err(e) =
-                    super::retry_store(ctx.config.lease, || store.instance_mark_success(&key, now))
-                        .await
-                {
-                    tracing::warn!(instance = %key, error = %e, "could not record the instance's last success");
-                }
-            }
+            report.queue(job, patch, Then::Succeeded { at: now });
         }
         PollAction::RetryRemote { remote } => {
             let task_id = remote.task_id.clone().unwrap_or_default();
@@ -601,10 +700,7 @@ async fn apply(
                         request_id: reply.request_id,
                         ..Default::default()
                     };
-                    if write(ctx, job, &patch, report).await {
-                        tracing::info!(job.id = job.id, task = %task_id, retry = job.remote_retries + 1, "remote task retried");
-                        report.remote_retries += 1;
-                    }
+                    report.queue(job, patch, Then::RemoteRetried { task_id });
                 }
                 Err(e) if e.class() == crate::retry::ErrorClass::Retryable => {
                     if e.kind == DbsErrorKind::Throttled {
@@ -621,7 +717,7 @@ async fn apply(
                         reason: format!("RetryDownloadTask failed: {}", e.code),
                         ..Default::default()
                     };
-                    write(ctx, job, &patch, report).await;
+                    report.queue(job, patch, Then::Nothing);
                     report.deferred += 1;
                 }
                 Err(e) => {
@@ -668,9 +764,7 @@ async fn apply(
                 reason: "poll: task not listed".into(),
                 ..Default::default()
             };
-            if write(ctx, job, &patch, report).await {
-                report.missing += 1;
-            }
+            report.queue(job, patch, Then::Missing);
         }
         PollAction::GiveUp { error } => {
             let patch = JobPatch {
@@ -680,9 +774,7 @@ async fn apply(
                 reason: "remote task disappeared".into(),
                 ..Default::default()
             };
-            if write(ctx, job, &patch, report).await {
-                report.failed += 1;
-            }
+            report.queue(job, patch, Then::Failed);
         }
     }
 }
@@ -693,7 +785,7 @@ async fn fail_and_block(
     remote: RemoteStatus,
     error: JobError,
     block: BlockInstance,
-    report: &mut TrackReport,
+    report: &mut Round,
 ) {
     // Block first: a crash in between leaves the job running, and the next poll decides
     // the same again (both writes are idempotent).
@@ -712,9 +804,7 @@ async fn fail_and_block(
         reason: block.reason.clone(),
         ..Default::default()
     };
-    if write(ctx, job, &patch, report).await {
-        report.failed += 1;
-    }
+    report.queue(job, patch, Then::Failed);
 }
 
 #[cfg(test)]

@@ -14,10 +14,6 @@ pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-pub(crate) fn opt_ms(t: Option<DateTime<Utc>>) -> Option<i64> {
-    t.map(ms)
-}
-
 fn time(v: i64, column: &str) -> Result<DateTime<Utc>, StoreError> {
     bounds::time_from_ms(v).ok_or_else(|| {
         StoreError::Corrupt(format!(

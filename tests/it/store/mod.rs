@@ -1,7 +1,9 @@
 //! The store conformance suite: every test runs against SQLite and PostgreSQL.
 
+mod batch;
 mod bounds;
 mod claim;
+mod clock;
 mod concurrency;
 mod constraints;
 mod hostile;
