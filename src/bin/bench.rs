@@ -52,6 +52,8 @@ enum Command {
     Throttle(throttle::ThrottleKnobs),
     /// The operator console's job list over 1M jobs, over HTTP, per view and page.
     Console(console::ConsoleArgs),
+    /// Cloud calls per task and completion-detection delay for 30-minute and 6-hour tasks.
+    Cost(cost::CostArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -101,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Drain(args) => drain_once(args).await,
         Command::Throttle(knobs) => throttle::run(knobs).await,
         Command::Console(args) => console::run(args).await,
+        Command::Cost(args) => cost::run(args).await,
     }
     .context("benchmark failed")
 }

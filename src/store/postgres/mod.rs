@@ -472,6 +472,10 @@ impl Store for PgStore {
                 .push_bind(r.download_url.clone());
             q.push(", download_url_expires_at = ")
                 .push_bind(r.download_url_expires_at);
+            q.push(", progress_anchor_at = ")
+                .push_bind(r.progress_anchor_at);
+            q.push(", progress_anchor_ppm = ")
+                .push_bind(r.progress_anchor_ppm);
         }
         if let Some(at) = patch.next_poll_at {
             q.push(", next_poll_at = ").push_bind(at);
@@ -702,7 +706,8 @@ impl Store for PgStore {
                  lease_owner = NULL, lease_expires_at = NULL, remote_task_id = NULL, \
                  remote_status = NULL, remote_progress = NULL, export_data_size = NULL, \
                  import_data_size = NULL, backup_set_time = NULL, download_url = NULL, \
-                 download_url_expires_at = NULL WHERE id = $2",
+                 download_url_expires_at = NULL, \
+             progress_anchor_at = NULL, progress_anchor_ppm = NULL WHERE id = $2",
             )
             .bind(now)
             .bind(id)

@@ -479,6 +479,10 @@ impl Store for SqliteStore {
                 .push_bind(r.download_url.clone());
             q.push(", download_url_expires_at = ")
                 .push_bind(opt_ms(r.download_url_expires_at));
+            q.push(", progress_anchor_at = ")
+                .push_bind(opt_ms(r.progress_anchor_at));
+            q.push(", progress_anchor_ppm = ")
+                .push_bind(r.progress_anchor_ppm);
         }
         if let Some(at) = patch.next_poll_at {
             q.push(", next_poll_at = ").push_bind(ms(at));
@@ -707,7 +711,8 @@ impl Store for SqliteStore {
              lease_owner = NULL, lease_expires_at = NULL, remote_task_id = NULL, \
              remote_status = NULL, remote_progress = NULL, export_data_size = NULL, \
              import_data_size = NULL, backup_set_time = NULL, download_url = NULL, \
-             download_url_expires_at = NULL WHERE id = $2 AND state = $3",
+             download_url_expires_at = NULL, \
+             progress_anchor_at = NULL, progress_anchor_ppm = NULL WHERE id = $2 AND state = $3",
         )
         .bind(ms(now))
         .bind(id)
