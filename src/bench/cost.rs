@@ -110,7 +110,9 @@ pub async fn round(
     let task_s = task.as_secs_f64();
     anyhow::ensure!(task > PREPARE, "tasks must be longer than {PREPARE:?}");
     let scale = task_s / wall_seconds.max(1.0);
-    let db = TempDb::create(backend, database_url, "cost").await?;
+    // One name per task length: a finished round's pools may still hold its file open.
+    let label = format!("cost{}", task.as_secs() / 60);
+    let db = TempDb::create(backend, database_url, &label).await?;
     let result = async {
         let durations = Durations {
             initializing: Duration::from_secs(120),

@@ -364,10 +364,16 @@ mod tests {
                 ((x - 0.6) / 0.4 * 4.0).floor() / 4.0
             }
         }
+        within_ten_percent(jumpy, 20, 20);
+    }
+
+    /// 30-minute and 6-hour tasks progressing by `share` are noticed within 10 % of their
+    /// length in at most `most` polls.
+    fn within_ten_percent(share: fn(f64) -> f64, tables: u32, most: u32) {
         for total in [1800.0, 21_600.0] {
-            let (polls, delay, _) = track(curve(PREP, total - PREP, 20, jumpy), total, UNITS);
+            let (polls, delay, _) = track(curve(PREP, total - PREP, tables, share), total, UNITS);
             assert!(delay <= 0.10 * total, "{total}: {delay} s late");
-            assert!(polls <= 20, "{total}: {polls} polls");
+            assert!(polls <= most, "{total}: {polls} polls");
         }
     }
 
@@ -399,23 +405,27 @@ mod tests {
                 0.8 + (x - 0.5) * 0.4
             }
         }
-        for total in [1800.0, 21_600.0] {
-            let (polls, delay, _) = track(curve(PREP, total - PREP, 16, slows), total, UNITS);
-            assert!(delay <= 0.10 * total, "{total}: {delay} s late");
-            assert!(polls <= 24, "{total}: {polls} polls");
+        within_ten_percent(slows, 16, 24);
+    }
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+    }
+
+    /// A sighting `secs` after submission at [`t0`].
+    fn s(secs: i64, running: bool, progress: Option<&str>, anchor: Option<Anchor>) -> Sighting {
+        Sighting {
+            started: t0(),
+            now: t0() + chrono::Duration::seconds(secs),
+            running,
+            progress: parse_progress(progress),
+            anchor,
         }
     }
 
     #[test]
     fn delays_stay_within_the_configured_bounds_and_jitter_only_moves_polls_earlier() {
-        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let s = |secs: i64, running, progress: Option<&str>, anchor| Sighting {
-            started: t0,
-            now: t0 + chrono::Duration::seconds(secs),
-            running,
-            progress: parse_progress(progress),
-            anchor,
-        };
+        let t0 = t0();
         let d = |s: &Sighting, u| next_delay(&schedule(), s, u).as_secs_f64();
         // Just submitted: the minimum.
         assert_eq!(d(&s(1, false, None, None), 0.5), MIN);
@@ -440,14 +450,7 @@ mod tests {
 
     #[test]
     fn the_anchor_is_set_once_kept_and_dropped_on_restart() {
-        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let s = |secs: i64, running, progress: Option<&str>, anchor| Sighting {
-            started: t0,
-            now: t0 + chrono::Duration::seconds(secs),
-            running,
-            progress: parse_progress(progress),
-            anchor,
-        };
+        let t0 = t0();
         assert_eq!(s(10, false, Some("0/0"), None).next_anchor(), None);
         let first = s(60, true, Some("2/8"), None).next_anchor().unwrap();
         assert_eq!(first.at, t0 + chrono::Duration::seconds(60));
