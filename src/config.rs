@@ -77,6 +77,18 @@ pub struct WorkerSettings {
     pub retry: RetryPolicy,
 }
 
+/// How the tracker picks the next poll of a running task (docs/worker.md, "How polls are
+/// planned").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PollPlan {
+    /// Around the end predicted from the task's own progress (`worker::predict`).
+    #[default]
+    Predict,
+    /// `poll_initial_seconds × poll_growth^polls`, capped at `poll_max_seconds`.
+    Geometric,
+}
+
 /// What the tracker does when a remote task fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -93,6 +105,9 @@ pub struct TrackerSettings {
     pub poll_initial_seconds: f64,
     pub poll_max_seconds: f64,
     pub poll_growth: f64,
+    /// `predict` (default) or `geometric`; a file without it keeps working.
+    #[serde(default)]
+    pub poll_plan: PollPlan,
     pub on_remote_failure: RemoteFailurePolicy,
     pub max_remote_retries: u32,
     pub blocked_reprobe_seconds: u64,
@@ -495,6 +510,7 @@ impl Settings {
                 "poll_initial_seconds": self.tracker.poll_initial_seconds,
                 "poll_max_seconds": self.tracker.poll_max_seconds,
                 "poll_growth": self.tracker.poll_growth,
+                "poll_plan": self.tracker.poll_plan,
                 "on_remote_failure": self.tracker.on_remote_failure,
                 "max_remote_retries": self.tracker.max_remote_retries,
                 "blocked_reprobe_seconds": self.tracker.blocked_reprobe_seconds,
@@ -603,6 +619,28 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("endpoint_kind"), "{e}");
+    }
+
+    #[test]
+    fn poll_plan_is_predict_or_geometric() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.tracker.poll_plan, PollPlan::Predict);
+        let s = Settings::load_from(
+            None,
+            env(&[("DBS_ARCHIVER__TRACKER__POLL_PLAN", "geometric")]),
+        )
+        .unwrap();
+        assert_eq!(s.tracker.poll_plan, PollPlan::Geometric);
+        let e = Settings::load_from(None, env(&[("DBS_ARCHIVER__TRACKER__POLL_PLAN", "fixed")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("poll_plan"), "{e}");
+        // A file written before the setting existed still loads.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[tracker]\npoll_max_seconds = 300.0\n").unwrap();
+        let s = Settings::load_from(Some(&path), env(&[])).unwrap();
+        assert_eq!(s.tracker.poll_plan, PollPlan::Predict);
     }
 
     #[test]

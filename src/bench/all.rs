@@ -38,9 +38,12 @@ pub struct AllArgs {
     /// Jobs (one per instance) of the API-cost measurement.
     #[arg(long, default_value_t = 100)]
     cost_jobs: u32,
-    /// Simulated seconds per real second in the API-cost measurement.
-    #[arg(long, default_value_t = 600.0)]
-    cost_time_scale: f64,
+    /// Task lengths (simulated minutes) of the API-cost measurement (issue 11: 30 and 360).
+    #[arg(long, value_delimiter = ',', default_value = "30,360")]
+    cost_minutes: Vec<u64>,
+    /// Real seconds one task of the API-cost measurement lasts (sets its time scale).
+    #[arg(long, default_value_t = 40.0)]
+    cost_wall_seconds: f64,
     /// Idle window per backend, seconds (the issue's figure is 60).
     #[arg(long, default_value_t = 20)]
     idle_window: u64,
@@ -258,22 +261,25 @@ pub async fn run(args: AllArgs) -> anyhow::Result<()> {
     }
 
     for b in BACKENDS {
-        print!("API calls per job {:<8} … ", b.name());
-        flush();
-        match cost::round(
-            b,
-            &args.database_url,
-            args.cost_jobs,
-            args.cost_jobs,
-            args.cost_time_scale,
-        )
-        .await
-        {
-            Ok(c) => {
-                println!("{:.2} calls/job ({:.1} s)", c.calls_per_job, c.seconds);
-                r.cost.push(c);
+        for &m in &args.cost_minutes {
+            print!("API calls per job, {m} min tasks, {:<8} … ", b.name());
+            flush();
+            match cost::round(
+                b,
+                &args.database_url,
+                args.cost_jobs,
+                args.cost_jobs,
+                Duration::from_secs(m * 60),
+                args.cost_wall_seconds,
+            )
+            .await
+            {
+                Ok(c) => {
+                    println!("{} ({:.1} s)", c.summary(), c.seconds);
+                    r.cost.push(c);
+                }
+                Err(e) => fail(&mut r.errors, format!("cost {} {m} min", b.name()), e),
             }
-            Err(e) => fail(&mut r.errors, format!("cost {}", b.name()), e),
         }
     }
 
@@ -426,21 +432,15 @@ pub fn table(r: &Results) -> String {
         );
     }
     for c in &r.cost {
-        let actions: Vec<String> = c
-            .by_action
-            .iter()
-            .map(|(a, n)| format!("{a} {n}"))
-            .collect();
         let _ = writeln!(
             t,
-            "| API calls per finished job, ~67 min tasks ×{:.0} | {} | **{:.2}** ({} calls, {} of {} jobs succeeded: {}) |",
+            "| API calls per finished job and detection delay, {:.0} min tasks ×{:.0} | {} | {} ({} of {} jobs succeeded) |",
+            c.task_seconds / 60.0,
             c.time_scale,
             c.backend.name(),
-            c.calls_per_job,
-            c.calls,
+            c.summary(),
             c.succeeded,
             c.jobs,
-            actions.join(", ")
         );
     }
     for i in &r.idle {

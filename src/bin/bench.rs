@@ -52,6 +52,8 @@ enum Command {
     Throttle(throttle::ThrottleKnobs),
     /// The operator console's job list over 1M jobs, over HTTP, per view and page.
     Console(console::ConsoleArgs),
+    /// Cloud calls per task and completion-detection delay for 30-minute and 6-hour tasks.
+    Cost(cost::CostArgs),
     /// Dispatch latency alone (enqueue → CreateDownload), one backend and path.
     Latency(LatencyArgs),
 }
@@ -127,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Throttle(knobs) => throttle::run(knobs).await,
         Command::Console(args) => console::run(args).await,
         Command::Latency(args) => latency_once(args).await,
+        Command::Cost(args) => cost::run(args).await,
     }
     .context("benchmark failed")
 }

@@ -204,6 +204,11 @@ pub struct RemoteStatus {
     pub backup_set_time: Option<i64>,
     pub download_url: Option<String>,
     pub download_url_expires_at: Option<DateTime<Utc>>,
+    /// When the tracker first saw this task running with a Progress, and how far along it
+    /// was then (parts per million): the start of the baseline its rate is measured over
+    /// (`worker::predict`). Cleared when the task restarts.
+    pub progress_anchor_at: Option<DateTime<Utc>>,
+    pub progress_anchor_ppm: Option<i32>,
 }
 
 /// An error the job last ran into, kept for the operator.

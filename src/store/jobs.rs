@@ -63,7 +63,8 @@ impl<'a> PatchRow<'a> {
 pub(crate) const PATCH_COLUMNS: &str = "job_id, from_state, owner, to_state, finished_at, \
     drop_lease, run_at, spend, set_remote, remote_task_id, remote_status, remote_progress, \
     export_data_size, import_data_size, backup_set_time, download_url, \
-    download_url_expires_at, next_poll_at, poll, remote_retry, needs_reconcile, set_error, \
+    download_url_expires_at, progress_anchor_at, progress_anchor_ppm, next_poll_at, poll, \
+    remote_retry, needs_reconcile, set_error, \
     error_code, error_message, error_request_id, reason, request_id";
 
 /// What the batch writes, each column from its patch row `p` or kept as it is; then the
@@ -83,6 +84,10 @@ pub(crate) const PATCH_SET: &str = "state = coalesce(p.to_state, jobs.state), \
     download_url = CASE WHEN p.set_remote THEN p.download_url ELSE jobs.download_url END, \
     download_url_expires_at = CASE WHEN p.set_remote THEN p.download_url_expires_at \
         ELSE jobs.download_url_expires_at END, \
+    progress_anchor_at = CASE WHEN p.set_remote THEN p.progress_anchor_at \
+        ELSE jobs.progress_anchor_at END, \
+    progress_anchor_ppm = CASE WHEN p.set_remote THEN p.progress_anchor_ppm \
+        ELSE jobs.progress_anchor_ppm END, \
     next_poll_at = coalesce(p.next_poll_at, jobs.next_poll_at), \
     polls = jobs.polls + p.poll, \
     remote_retries = jobs.remote_retries + p.remote_retry, \
@@ -130,7 +135,8 @@ pub(crate) const RETRY_SQL: &str = "UPDATE jobs SET state = 'queued', run_at = $
     next_poll_at = NULL, lease_owner = NULL, lease_expires_at = NULL, remote_task_id = NULL, \
     remote_status = NULL, remote_progress = NULL, export_data_size = NULL, \
     import_data_size = NULL, backup_set_time = NULL, download_url = NULL, \
-    download_url_expires_at = NULL WHERE id = $2 AND state = $3";
+    download_url_expires_at = NULL, progress_anchor_at = NULL, progress_anchor_ppm = NULL \
+    WHERE id = $2 AND state = $3";
 
 pub(crate) const BLOCK_SQL: &str = "INSERT INTO instances (region, instance, blocked, \
     blocked_until, blocked_reason, blocking_task_id, blocked_at) \
@@ -316,6 +322,8 @@ macro_rules! job_store {
                         .push_bind(remote.backup_set_time)
                         .push_bind(remote.download_url)
                         .push_bind(remote.download_url_expires_at.map($t))
+                        .push_bind(remote.progress_anchor_at.map($t))
+                        .push_bind(remote.progress_anchor_ppm)
                         .push_bind(p.next_poll_at.map($t))
                         .push_bind(i32::from(p.count_poll))
                         .push_bind(i32::from(p.count_remote_retry))

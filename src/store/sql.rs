@@ -8,7 +8,7 @@ pub(crate) const JOB_COLUMNS: &str = "id, region, instance, bak_set_type, bak_se
     primary_key_type_only, use_zstd, is_physical, state, source, priority, run_at, attempts, \
     max_attempts, lease_owner, lease_expires_at, needs_reconcile, remote_task_id, \
     remote_status, remote_progress, export_data_size, import_data_size, backup_set_time, \
-    download_url, download_url_expires_at, next_poll_at, polls, remote_retries, \
+    download_url, download_url_expires_at, progress_anchor_at, progress_anchor_ppm, next_poll_at, polls, remote_retries, \
     last_error_code, last_error_message, last_error_request_id, schedule_id, fire_time, \
     idempotency_key, created_at, started_at, finished_at, updated_at, sink";
 
@@ -162,6 +162,8 @@ macro_rules! row_decoders {
                     backup_set_time: row.try_get("backup_set_time")?,
                     download_url: row.try_get("download_url")?,
                     download_url_expires_at: get_opt_time(row, "download_url_expires_at")?,
+                    progress_anchor_at: get_opt_time(row, "progress_anchor_at")?,
+                    progress_anchor_ppm: row.try_get("progress_anchor_ppm")?,
                 },
                 next_poll_at: get_opt_time(row, "next_poll_at")?,
                 polls: row.try_get("polls")?,
@@ -252,6 +254,8 @@ pub const RULES: &[(&str, &str, &str)] = &[
     ("jobs_attempts_counter", "attempts", "must be an integer, at least 0"),
     ("jobs_polls_counter", "polls", "must be an integer, at least 0"),
     ("jobs_remote_retries_counter", "remote_retries", "must be an integer, at least 0"),
+    ("jobs_progress_anchor_at_time", "progress_anchor_at", TIME_RULE),
+    ("jobs_progress_anchor_ppm_range", "progress_anchor_ppm", "must be an integer between 0 and 1000000 (parts per million of the task done)"),
     ("jobs_bak_set_size_bytes", "bak_set_size", "must be an integer number of bytes, at least 0"),
     ("jobs_export_data_size_bytes", "export_data_size", "must be an integer number of bytes, at least 0"),
     ("jobs_import_data_size_bytes", "import_data_size", "must be an integer number of bytes, at least 0"),
@@ -404,6 +408,8 @@ mod tests {
         include_str!("../../migrations/sqlite/0007_archives.sql"),
         include_str!("../../migrations/postgres/0007_archives.sql"),
         include_str!("../../migrations/postgres/0009_statement_bookkeeping.sql"),
+        include_str!("../../migrations/sqlite/0010_progress_anchor.sql"),
+        include_str!("../../migrations/postgres/0010_progress_anchor.sql"),
     ];
 
     /// Names after `marker` in `sql`, up to the first character that cannot be in one.

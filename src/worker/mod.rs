@@ -13,6 +13,7 @@ pub mod dispatcher;
 pub mod maintenance;
 pub mod outcomes;
 pub mod pacing;
+pub mod predict;
 pub mod reconcile;
 pub mod tracker;
 
@@ -87,6 +88,7 @@ impl WorkerConfig {
                 initial: Duration::from_secs_f64(t.poll_initial_seconds),
                 max: Duration::from_secs_f64(t.poll_max_seconds),
                 growth: t.poll_growth,
+                plan: t.poll_plan,
             },
             on_remote_failure: t.on_remote_failure,
             max_remote_retries: t.max_remote_retries,

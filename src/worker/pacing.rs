@@ -5,17 +5,21 @@
 //! metric), so the interval grows geometrically while a task runs, and jitter spreads the
 //! polls of tasks that started together.
 
+use crate::config::PollPlan;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// `initial × growth^polls`, capped at `max`, jittered ±20 %.
+/// `initial × growth^polls`, capped at `max`, jittered ±20 %; with [`PollPlan::Predict`]
+/// the tracker plans running tasks' polls with `worker::predict` instead, within the same
+/// `initial`..`max` bounds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PollSchedule {
     pub initial: Duration,
     pub max: Duration,
     pub growth: f64,
+    pub plan: PollPlan,
 }
 
 impl PollSchedule {
@@ -90,6 +94,7 @@ mod tests {
             initial: Duration::from_secs(10),
             max: Duration::from_secs(300),
             growth: 1.5,
+            plan: PollPlan::Geometric,
         }
     }
 

@@ -217,7 +217,7 @@ pub async fn list_for_job(
 }
 
 /// The job's remote columns after observing `task`, keeping what the task list does not
-/// carry (download URL and its expiry).
+/// carry (download URL and its expiry, the tracker's progress anchor).
 pub fn remote_from_task(task: &DownloadTask, prev: &RemoteStatus) -> RemoteStatus {
     RemoteStatus {
         task_id: Some(task.task_id.clone()),
@@ -228,6 +228,8 @@ pub fn remote_from_task(task: &DownloadTask, prev: &RemoteStatus) -> RemoteStatu
         backup_set_time: task.backup_set_time.or(prev.backup_set_time),
         download_url: prev.download_url.clone(),
         download_url_expires_at: prev.download_url_expires_at,
+        progress_anchor_at: prev.progress_anchor_at,
+        progress_anchor_ppm: prev.progress_anchor_ppm,
     }
 }
 

@@ -3,8 +3,9 @@
 //! Each round leases the running jobs whose poll is due, groups them by instance and makes
 //! **one** DescribeDownloadTask listing per instance (narrowed to the creation window of
 //! its tasks, all pages), which updates every tracked task of that instance at once. The
-//! next poll of a task that is still running is `poll_initial × poll_growth^polls`,
-//! capped at `poll_max`, jittered.
+//! next poll of a task that is still running is planned around its predicted end
+//! ([`super::predict`]; `tracker.poll_plan = "geometric"`: `poll_initial ×
+//! poll_growth^polls`, capped at `poll_max`, jittered).
 //!
 //! Outcomes ([`decide_poll`], pure):
 //! - `finished` ⇒ succeeded (URL targets: fetch the URL and its expiry with
@@ -16,9 +17,10 @@
 //!   with status `expired` and a note.
 //! - not listed ⇒ see [`MISSING_CODE`]: keep polling for `missing_task_grace`, then fail.
 
+use super::predict::{next_delay, Anchor, Sighting};
 use super::reconcile::{remote_from_task, CLOCK_SLACK, PAGE_SIZE};
 use super::{chrono_dur, unit, InFlightGuard, WorkerContext};
-use crate::config::RemoteFailurePolicy;
+use crate::config::{PollPlan, RemoteFailurePolicy};
 use crate::dbs::types::{DescribeTasksQuery, DownloadTask, RemoteTaskStatus};
 use crate::dbs::{DbsError, DbsErrorKind};
 use crate::model::{InstanceKey, Job, JobError, JobState, RemoteStatus, TargetType};
@@ -133,7 +135,7 @@ pub fn decide_poll(
             next_poll_at: next,
         };
     };
-    let remote = remote_from_task(task, &job.remote);
+    let mut remote = remote_from_task(task, &job.remote);
     match &task.status {
         RemoteTaskStatus::Finished => PollAction::Succeed {
             fetch_url: job.request.target_type == TargetType::Url,
@@ -156,6 +158,8 @@ pub fn decide_poll(
             let can_retry = p.on_remote_failure == RemoteFailurePolicy::Retry
                 && (job.remote_retries.max(0) as u32) < p.max_remote_retries;
             if can_retry {
+                // The retried task starts over: so does the baseline of its rate.
+                Anchor::store(None, &mut remote);
                 return PollAction::RetryRemote { remote };
             }
             let why = match p.on_remote_failure {
@@ -180,11 +184,19 @@ pub fn decide_poll(
                 },
             }
         }
-        _ => PollAction::Progress {
-            remote,
-            next_poll_at: next,
-            clear_missing: missing_since(job).is_some(),
-        },
+        _ => {
+            let sighting = Sighting::of(job, task, now);
+            Anchor::store(sighting.next_anchor(), &mut remote);
+            let next_poll_at = match p.poll.plan {
+                PollPlan::Predict => now + chrono_dur(next_delay(&p.poll, &sighting, unit)),
+                PollPlan::Geometric => next,
+            };
+            PollAction::Progress {
+                remote,
+                next_poll_at,
+                clear_missing: missing_since(job).is_some(),
+            }
+        }
     }
 }
 
@@ -819,6 +831,7 @@ mod tests {
                 initial: Duration::from_secs(10),
                 max: Duration::from_secs(300),
                 growth: 2.0,
+                plan: crate::config::PollPlan::Geometric,
             },
             on_remote_failure: on,
             max_remote_retries: 2,

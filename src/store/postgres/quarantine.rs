@@ -15,6 +15,7 @@ const REPAIR_SQL: &str = "WITH old AS (SELECT id, state FROM jobs WHERE id = $1 
     run_at = CASE WHEN run_at >= 'epoch' AND run_at < '10000-01-01 00:00:00+00' THEN run_at ELSE $2 END, \
     created_at = CASE WHEN created_at >= 'epoch' AND created_at < '10000-01-01 00:00:00+00' THEN created_at ELSE $2 END, \
     updated_at = $2, finished_at = $2, \
+    progress_anchor_at = NULL, progress_anchor_ppm = NULL, \
     download_url_expires_at = CASE WHEN download_url_expires_at >= 'epoch' AND download_url_expires_at < '10000-01-01 00:00:00+00' THEN download_url_expires_at END, \
     next_poll_at = CASE WHEN next_poll_at >= 'epoch' AND next_poll_at < '10000-01-01 00:00:00+00' THEN next_poll_at END, \
     fire_time = CASE WHEN fire_time >= 'epoch' AND fire_time < '10000-01-01 00:00:00+00' THEN fire_time END, \

@@ -15,6 +15,7 @@ const REPAIR_SQL: &str = "UPDATE jobs SET state = 'failed', lease_owner = NULL, 
     run_at = CASE WHEN typeof(run_at) = 'integer' AND run_at BETWEEN 0 AND $3 THEN run_at ELSE $2 END, \
     created_at = CASE WHEN typeof(created_at) = 'integer' AND created_at BETWEEN 0 AND $3 THEN created_at ELSE $2 END, \
     updated_at = $2, finished_at = $2, \
+    progress_anchor_at = NULL, progress_anchor_ppm = NULL, \
     download_url_expires_at = CASE WHEN typeof(download_url_expires_at) = 'integer' AND download_url_expires_at BETWEEN 0 AND $3 THEN download_url_expires_at END, \
     next_poll_at = CASE WHEN typeof(next_poll_at) = 'integer' AND next_poll_at BETWEEN 0 AND $3 THEN next_poll_at END, \
     fire_time = CASE WHEN schedule_id IS NOT NULL AND typeof(fire_time) = 'integer' AND fire_time BETWEEN 0 AND $3 THEN fire_time END, \

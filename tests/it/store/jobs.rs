@@ -322,6 +322,8 @@ async fn fenced_update_records_remote_status_and_counters(db: TestDb) {
         backup_set_time: Some(1_700_000_000_000),
         download_url: Some("https://example.invalid/x".into()),
         download_url_expires_at: Some(poll_at),
+        progress_anchor_at: Some(poll_at),
+        progress_anchor_ppm: Some(125_000),
     };
     let fence = Fence {
         id: job.id,
@@ -395,13 +397,17 @@ async fn fenced_update_records_remote_status_and_counters(db: TestDb) {
     assert_eq!(now.state, JobState::Running);
     let mut expected = remote;
     expected.download_url_expires_at = now.remote.download_url_expires_at;
+    expected.progress_anchor_at = now.remote.progress_anchor_at;
     assert_eq!(now.remote, expected);
-    assert_eq!(
-        now.remote
-            .download_url_expires_at
-            .map(|t| t.timestamp_millis()),
-        Some(poll_at.timestamp_millis())
-    );
+    for at in [
+        now.remote.download_url_expires_at,
+        now.remote.progress_anchor_at,
+    ] {
+        assert_eq!(
+            at.map(|t| t.timestamp_millis()),
+            Some(poll_at.timestamp_millis())
+        );
+    }
     assert_eq!(now.polls, 1);
     assert_eq!(now.remote_retries, 1);
     assert!(now.needs_reconcile);

@@ -106,3 +106,70 @@ both_backends!(api_calls_per_job_100_instances);
 async fn api_calls_per_job_1_instance_sqlite() {
     api_calls_per_job_1_instance(crate::helpers::db::sqlite().await).await;
 }
+
+/// Issue 11, part 4: with the predictive plan and the default bounds (10 s … 1 h), a task
+/// of 30 minutes costs at most 12 calls and one of 6 hours at most 20 (CreateDownload,
+/// the polls, and the URL fetch of these URL targets), and each is noticed within 10 % of
+/// its length. The clock jumps from one due poll to the next, so these are exact counts.
+async fn predictive_polling(db: TestDb, minutes: u64, max_calls: f64) {
+    let task = Duration::from_secs(minutes * 60);
+    let prepare = Duration::from_secs(7 * 60);
+    let mut config = test_config();
+    config.poll.max = Duration::from_secs(3600);
+    let rig = Rig::start(
+        db,
+        |c| {
+            long_tasks(c, 20).durations(Durations {
+                initializing: Duration::from_secs(120),
+                queueing: prepare - Duration::from_secs(120),
+                running: task - prepare,
+                ..Durations::default()
+            })
+        },
+        config,
+    )
+    .await;
+    for i in 0..20 {
+        rig.enqueue(full_request(&instance(i), 0)).await;
+    }
+    let mut noticed = std::collections::HashMap::new();
+    let mut steps = 0;
+    while rig.open_jobs().await > 0 {
+        rig.step().await;
+        for j in rig.jobs_in(JobState::Succeeded).await {
+            noticed.entry(j.id).or_insert((j, rig.clock.now()));
+        }
+        advance_to_next_due(&rig).await;
+        steps += 1;
+        assert!(steps < 100_000, "runaway");
+    }
+    assert_eq!(noticed.len(), 20);
+    let mut worst = 0.0f64;
+    for (job, at) in noticed.values() {
+        let t = rig
+            .sim
+            .task(job.remote.task_id.as_deref().unwrap())
+            .unwrap();
+        let end = t.gmt_create_ms + task.as_millis() as i64;
+        worst = worst.max((at.timestamp_millis() - end) as f64 / 1000.0);
+    }
+    let stats = rig.sim.stats();
+    let per_job = stats.total_calls() as f64 / 20.0;
+    println!(
+        "predictive polling, {minutes} min tasks: {per_job:.2} calls per job ({} DescribeDownloadTask), noticed at most {worst:.0} s ({:.1} %) after the end",
+        stats.calls_of("DescribeDownloadTask"),
+        100.0 * worst / task.as_secs_f64()
+    );
+    assert!(per_job <= max_calls, "{per_job} calls per job");
+    assert!(worst <= 0.10 * task.as_secs_f64(), "{worst} s late");
+}
+
+async fn predictive_polling_30_minutes(db: TestDb) {
+    predictive_polling(db, 30, 12.0).await;
+}
+
+async fn predictive_polling_6_hours(db: TestDb) {
+    predictive_polling(db, 360, 20.0).await;
+}
+
+both_backends!(predictive_polling_30_minutes, predictive_polling_6_hours);

@@ -58,6 +58,7 @@ pub fn test_config() -> WorkerConfig {
             initial: Duration::from_secs(10),
             max: Duration::from_secs(300),
             growth: 1.5,
+            plan: dbs_archiver::config::PollPlan::Predict,
         },
         on_remote_failure: RemoteFailurePolicy::Retry,
         max_remote_retries: 2,
