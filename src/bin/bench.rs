@@ -27,6 +27,10 @@ mod latency;
 mod peer;
 #[path = "../bench/report.rs"]
 mod report;
+#[path = "../bench/store.rs"]
+mod store;
+#[path = "../bench/targets.rs"]
+mod targets;
 #[path = "../bench/throttle.rs"]
 mod throttle;
 
@@ -40,7 +44,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Claim + complete throughput of the queue per backlog size, on each backend.
-    Store(store_bench::StoreArgs),
+    Store(store::StoreArgs),
     /// Fire lag (due time → job enqueued) with N schedules due in the same minute.
     Scheduler(scheduler_bench::SchedulerArgs),
     /// Everything issue 8 asks for, on both backends: prints the table, writes
@@ -95,7 +99,7 @@ async fn drain_once(args: DrainArgs) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Store(args) => store_bench::run(args).await,
+        Command::Store(args) => store::run(args).await,
         Command::Scheduler(args) => scheduler_bench::run(args).await,
         Command::All(args) => all::run(args).await,
         Command::Drain(args) => drain_once(args).await,
@@ -103,257 +107,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Console(args) => console::run(args).await,
     }
     .context("benchmark failed")
-}
-
-/// `bench store`: does the claim cost grow with the backlog? For each backlog size, a
-/// fresh database is filled with that many queued jobs spread over the instances, then
-/// concurrent claimers claim and complete a fixed number of them; jobs/s per backlog is
-/// printed. Flat figures across backlogs mean the claim cost does not grow with it.
-mod store_bench {
-    use anyhow::Context;
-    use chrono::Utc;
-    use dbs_archiver::model::JobState;
-    use dbs_archiver::store::postgres::PgStore;
-    use dbs_archiver::store::sqlite::SqliteStore;
-    use dbs_archiver::store::{ClaimParams, DynStore, Fence, JobPatch, Store};
-    use sqlx::Connection;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use std::time::{Duration, Instant};
-
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-    pub enum Backend {
-        Sqlite,
-        Postgres,
-        Both,
-    }
-
-    #[derive(Debug, clap::Args)]
-    pub struct StoreArgs {
-        /// Which backend(s) to measure.
-        #[arg(long, value_enum, default_value = "both")]
-        backend: Backend,
-        /// Backlog sizes (queued jobs before measuring), comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
-        backlogs: Vec<u32>,
-        /// Instances the backlog is spread over.
-        #[arg(long, default_value_t = 1000)]
-        instances: u32,
-        /// Jobs claimed and completed per measurement (at most the backlog).
-        #[arg(long, default_value_t = 5000)]
-        measure: u32,
-        /// Concurrent claimers.
-        #[arg(long, default_value_t = 8)]
-        claimers: usize,
-        /// Jobs per claim call.
-        #[arg(long, default_value_t = 16)]
-        batch: u32,
-        /// PostgreSQL server to create the benchmark databases on.
-        #[arg(
-            long,
-            env = "DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-        )]
-        database_url: String,
-        /// Instances made busy (an active job each) before measuring: their queued jobs
-        /// stay in the backlog but cannot be claimed, the case a naive claim scans past.
-        #[arg(long, default_value_t = 0)]
-        busy: u32,
-        /// Also print the claim's query plan at each backlog size.
-        #[arg(long)]
-        explain: bool,
-    }
-
-    pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
-        println!(
-            "claim + complete throughput: {} claimers x {} jobs per claim, backlog over {} \
-             instances, {} jobs measured per backlog",
-            args.claimers, args.batch, args.instances, args.measure
-        );
-        if args.busy > 0 {
-            println!(
-                "{} of the instances are busy (their jobs cannot be claimed)",
-                args.busy
-            );
-        }
-        println!(
-            "{:<10} {:>9} {:>9} {:>10} {:>10}",
-            "backend", "backlog", "jobs", "seconds", "jobs/s"
-        );
-        if matches!(args.backend, Backend::Sqlite | Backend::Both) {
-            for &backlog in &args.backlogs {
-                sqlite_round(&args, backlog).await?;
-            }
-        }
-        if matches!(args.backend, Backend::Postgres | Backend::Both) {
-            for &backlog in &args.backlogs {
-                postgres_round(&args, backlog).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// One INSERT … SELECT for the whole backlog (the triggers keep the bookkeeping).
-    fn seed_sql(sqlite: bool, jobs: u32, instances: u32) -> String {
-        let cols = "INSERT INTO jobs (region, instance, bak_set_type, bak_set_id, format, \
-                    target_type, source)";
-        let select = format!(
-            "SELECT 'cn-hangzhou', 'rm-' || (n % {instances}), 'full', '1', 'CSV', 'URL', 'api'"
-        );
-        if sqlite {
-            format!(
-                "{cols} WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g \
-                 WHERE n < {jobs}) {select} FROM g"
-            )
-        } else {
-            format!("{cols} {select} FROM generate_series(1, {jobs}) AS g(n)")
-        }
-    }
-
-    async fn sqlite_round(args: &StoreArgs, backlog: u32) -> anyhow::Result<()> {
-        let path = std::env::temp_dir().join(format!(
-            "dbs-archiver-bench-{}-{backlog}.db",
-            std::process::id()
-        ));
-        let url = format!("sqlite://{}", path.display());
-        let result = async {
-            let store = SqliteStore::connect(&url, args.claimers as u32 + 1).await?;
-            store.migrate().await?;
-            let mut conn = sqlx::SqliteConnection::connect(&url).await?;
-            sqlx::raw_sql(&seed_sql(true, backlog, args.instances))
-                .execute(&mut conn)
-                .await?;
-            sqlx::raw_sql("ANALYZE").execute(&mut conn).await?;
-            conn.close().await?;
-            hold_busy_instances(&store, args.busy).await?;
-            if args.explain {
-                let plan = store
-                    .explain_claim(&claim_params("explain", args.batch))
-                    .await?;
-                println!("{plan}");
-            }
-            measure("sqlite", Arc::new(store), args, backlog).await
-        }
-        .await;
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = path.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
-        result
-    }
-
-    async fn postgres_round(args: &StoreArgs, backlog: u32) -> anyhow::Result<()> {
-        let name = format!("dbs_archiver_bench_{}_{backlog}", std::process::id());
-        let mut admin = sqlx::PgConnection::connect(&args.database_url)
-            .await
-            .context("connect to DATABASE_URL")?;
-        sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut admin)
-            .await?;
-        let mut url = url::Url::parse(&args.database_url)?;
-        url.set_path(&format!("/{name}"));
-        let url = url.to_string();
-        let result = async {
-            let store = PgStore::connect(&url, args.claimers as u32 + 1).await?;
-            store.migrate().await?;
-            let mut conn = sqlx::PgConnection::connect(&url).await?;
-            sqlx::raw_sql(&seed_sql(false, backlog, args.instances))
-                .execute(&mut conn)
-                .await?;
-            sqlx::raw_sql("ANALYZE").execute(&mut conn).await?;
-            conn.close().await?;
-            hold_busy_instances(&store, args.busy).await?;
-            if args.explain {
-                let plan = store
-                    .explain_claim(&claim_params("explain", args.batch))
-                    .await?;
-                println!("{plan}");
-            }
-            measure("postgres", Arc::new(store), args, backlog).await
-        }
-        .await;
-        sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&mut admin)
-            .await?;
-        result
-    }
-
-    /// Claim one job on each of `busy` instances and keep it active.
-    async fn hold_busy_instances(store: &dyn Store, busy: u32) -> anyhow::Result<()> {
-        let mut held = 0;
-        while held < busy {
-            let got = store
-                .job_claim(&claim_params("holder", (busy - held).min(500)))
-                .await?;
-            anyhow::ensure!(!got.is_empty(), "fewer instances than --busy");
-            held += got.len() as u32;
-        }
-        Ok(())
-    }
-
-    fn claim_params(owner: &str, limit: u32) -> ClaimParams {
-        ClaimParams {
-            owner: owner.to_string(),
-            limit,
-            lease: Duration::from_secs(300),
-            now: Utc::now(),
-        }
-    }
-
-    /// Claimers claim and complete until `measure` jobs are done; prints one line.
-    async fn measure(
-        backend: &str,
-        store: DynStore,
-        args: &StoreArgs,
-        backlog: u32,
-    ) -> anyhow::Result<()> {
-        let claimable = backlog - backlog / args.instances.max(1) * args.busy;
-        let target = args.measure.min(claimable) as usize;
-        let done = Arc::new(AtomicUsize::new(0));
-        let started = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for c in 0..args.claimers {
-            let store = store.clone();
-            let done = done.clone();
-            let batch = args.batch;
-            tasks.spawn(async move {
-                let owner = format!("bench-{c}");
-                while done.load(Ordering::Relaxed) < target {
-                    let jobs = store.job_claim(&claim_params(&owner, batch)).await?;
-                    if jobs.is_empty() {
-                        tokio::task::yield_now().await;
-                        continue;
-                    }
-                    for job in jobs {
-                        let fence = Fence {
-                            id: job.id,
-                            state: JobState::Submitting,
-                            owner: Some(owner.clone()),
-                        };
-                        let patch = JobPatch {
-                            to: Some(JobState::Succeeded),
-                            reason: "bench".into(),
-                            ..Default::default()
-                        };
-                        anyhow::ensure!(store.job_update(&fence, &patch).await?, "lost a job");
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Ok::<_, anyhow::Error>(())
-            });
-        }
-        while let Some(r) = tasks.join_next().await {
-            r??;
-        }
-        let secs = started.elapsed().as_secs_f64();
-        let jobs = done.load(Ordering::Relaxed);
-        println!(
-            "{backend:<10} {backlog:>9} {jobs:>9} {secs:>10.2} {:>10.0}",
-            jobs as f64 / secs
-        );
-        Ok(())
-    }
 }
 
 /// `bench scheduler`: N one-instance schedules all due at the same minute; one scheduler
