@@ -10,7 +10,7 @@
 
 use super::common::{self, Backend, TempDb};
 use chrono::Utc;
-use dbs_archiver::model::JobState;
+use dbs_archiver::model::{JobState, RemoteStatus};
 use dbs_archiver::store::postgres::PgStore;
 use dbs_archiver::store::sqlite::SqliteStore;
 use dbs_archiver::store::{ClaimParams, DynStore, Fence, JobPatch, Store};
@@ -285,6 +285,10 @@ async fn measure(
                     };
                     let running = JobPatch {
                         to: Some(JobState::Running),
+                        remote: Some(RemoteStatus {
+                            task_id: Some(format!("bench-{}", job.id)),
+                            ..Default::default()
+                        }),
                         release_lease: true,
                         reason: "bench: submitted".into(),
                         ..Default::default()
