@@ -1,13 +1,16 @@
-//! `bench all`: every measurement of issue 8 in one run, on SQLite and PostgreSQL; prints
-//! a table, writes target/bench/results.json and regenerates docs/performance.md.
+//! `bench all`: every measurement of issues 8 and 11 in one run, on SQLite and PostgreSQL,
+//! with the race against graphile-worker; prints the figures and the targets table, writes
+//! target/bench/results.json and regenerates docs/performance.md.
 
 use super::common::Backend;
 use super::cost::{self, CostResult};
 use super::drain::{self, DrainKnobs, DrainResult};
 use super::idle::{self, IdleResult};
 use super::latency::{self, LatencyResult, Path as LatPath};
-use super::peer::{self, PeerOutcome, PeerResult};
+use super::peer::{self, PeerMode, PeerOutcome, PeerResult};
 use super::report::{self, Machine};
+use super::store::{self, StoreKnobs, StoreResult};
+use super::targets;
 use super::throttle::{self, ThrottleKnobs, ThrottleResult};
 use crate::scheduler_bench::{self, SchedResult};
 use anyhow::Context;
@@ -19,11 +22,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, clap::Args)]
 pub struct AllArgs {
     /// Drain sizes as JOBS:INSTANCES, run on both backends.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "1000:100,1000:1000,10000:1000,10000:10000"
-    )]
+    #[arg(long, value_delimiter = ',', default_value = "20000:20000,20000:2000")]
     drain: Vec<String>,
     /// Extra drain sizes run on PostgreSQL only, e.g. `100000:10000` (not in the default
     /// run: at ~300-400 jobs/s on this machine it alone would take the 10-minute budget).
@@ -48,13 +47,19 @@ pub struct AllArgs {
     #[arg(long, default_value_t = 20)]
     idle_window: u64,
     /// Future jobs in the idle measurement.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 1_000_000)]
     idle_jobs: u32,
-    /// Schedules due in the same minute.
-    #[arg(long, default_value_t = 10_000)]
-    schedules: u32,
-    /// graphile-worker concurrency (ours: worker.concurrency of the drain, 16).
-    #[arg(long, default_value_t = 16)]
+    /// Schedules due in the same minute, one measurement per value (add 100000 for the
+    /// issue's larger figure; not in the default run, it takes minutes per backend).
+    #[arg(long, value_delimiter = ',', default_value = "10000")]
+    schedules: Vec<u32>,
+    /// Backlogs of the store race (`bench store` on both backends against
+    /// graphile-worker's perf-test settings); add 1000000 for the 1M figure (opt-in: on
+    /// this 2-core machine it adds several minutes per side).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+    store_backlogs: Vec<u32>,
+    /// graphile-worker concurrency with its default settings, raced by our drain.
+    #[arg(long, default_value_t = 10)]
     peer_concurrency: u32,
     /// Skip the graphile-worker comparison.
     #[arg(long)]
@@ -93,6 +98,9 @@ pub struct Results {
     #[serde(default)]
     pub throttle: Option<ThrottleResult>,
     pub peer: PeerOutcome,
+    /// `bench store` over each backlog, drained whole (absent from older results).
+    #[serde(default)]
+    pub store: Vec<StoreResult>,
     /// Measurements that failed, with the error; never replaced by a made-up figure.
     pub errors: Vec<String>,
 }
@@ -155,6 +163,7 @@ pub async fn run(args: AllArgs) -> anyhow::Result<()> {
         peer: PeerOutcome::Skipped {
             skipped: "--no-peer".into(),
         },
+        store: vec![],
         errors: vec![],
     };
     println!(
@@ -212,38 +221,80 @@ pub async fn run(args: AllArgs) -> anyhow::Result<()> {
         }
     }
 
-    match peer_install {
-        None => {}
+    let peer_dir = match peer_install {
+        None => None,
         Some(Err(why)) => {
             println!("PEER COMPARISON SKIPPED: {why}");
             r.peer = PeerOutcome::Skipped { skipped: why };
+            None
         }
-        Some(Ok((dir, version))) => {
-            let mut ns: Vec<u32> = r
-                .drain
-                .iter()
-                .filter(|d| d.backend == Backend::Postgres)
-                .map(|d| d.jobs)
-                .collect();
-            ns.sort_unstable();
-            ns.dedup();
-            let mut got: Vec<PeerResult> = Vec::new();
-            for n in ns {
-                print!("drain graphile-worker {version} {n:>6} jobs … ");
-                flush();
-                match peer::round(&dir, &version, &args.database_url, n, args.peer_concurrency)
-                    .await
-                {
-                    Ok(p) => {
-                        println!("{:.0} jobs/s ({:.1} s)", p.jobs_per_second, p.seconds);
-                        got.push(p);
-                    }
-                    Err(e) => fail(&mut r.errors, format!("graphile-worker {n}"), e),
+        Some(Ok(installed)) => {
+            r.peer = PeerOutcome::Ran(vec![]);
+            Some(installed)
+        }
+    };
+    let mut got: Vec<PeerResult> = Vec::new();
+    if let Some((dir, version)) = &peer_dir {
+        let mut ns: Vec<u32> = r
+            .drain
+            .iter()
+            .filter(|d| d.backend == Backend::Postgres)
+            .map(|d| d.jobs)
+            .collect();
+        ns.sort_unstable();
+        ns.dedup();
+        for n in ns {
+            print!(
+                "drain graphile-worker {version} defaults, concurrency {} {n:>7} jobs … ",
+                args.peer_concurrency
+            );
+            flush();
+            match peer::default_round(dir, version, &args.database_url, n, args.peer_concurrency)
+                .await
+            {
+                Ok(p) => {
+                    println!("{:.0} jobs/s ({:.1} s)", p.jobs_per_second, p.seconds);
+                    got.push(p);
                 }
+                Err(e) => fail(&mut r.errors, format!("graphile-worker default {n}"), e),
             }
-            let _ = std::fs::remove_dir_all(&dir);
-            r.peer = PeerOutcome::Ran(got);
         }
+    }
+
+    let store_knobs = StoreKnobs::default();
+    for b in BACKENDS {
+        for &n in &args.store_backlogs {
+            print!("store claim + complete {:<8} {n:>7} backlog … ", b.name());
+            flush();
+            match store::drain_backlog(b, &args.database_url, n, &store_knobs).await {
+                Ok(x) => {
+                    println!("{:.0} jobs/s ({:.1} s)", x.jobs_per_second, x.seconds);
+                    r.store.push(x);
+                }
+                Err(e) => fail(&mut r.errors, format!("store {} {n}", b.name()), e),
+            }
+        }
+    }
+    if let Some((dir, version)) = &peer_dir {
+        let settings = peer::PerfSettings::default();
+        for &n in &args.store_backlogs {
+            print!("graphile-worker {version} perf-test settings {n:>7} backlog … ");
+            flush();
+            match peer::perf_round(dir, version, &args.database_url, n, &settings).await {
+                Ok(p) => {
+                    println!(
+                        "{:.0} jobs/s ({:.1} s after {:.1} s startup)",
+                        p.jobs_per_second,
+                        p.seconds,
+                        p.startup_seconds.unwrap_or(f64::NAN)
+                    );
+                    got.push(p);
+                }
+                Err(e) => fail(&mut r.errors, format!("graphile-worker perf test {n}"), e),
+            }
+        }
+        let _ = std::fs::remove_dir_all(dir);
+        r.peer = PeerOutcome::Ran(got);
     }
 
     for b in BACKENDS {
@@ -306,15 +357,17 @@ pub async fn run(args: AllArgs) -> anyhow::Result<()> {
         }
     }
 
-    for b in BACKENDS {
-        print!("scheduler {:<8} {} schedules … ", b.name(), args.schedules);
-        flush();
-        match scheduler_bench::measure(b, &args.database_url, args.schedules).await {
-            Ok(s) => {
-                println!("p99 fire lag {:.3} s", s.p99_s);
-                r.scheduler.push(s);
+    for &n in &args.schedules {
+        for b in BACKENDS {
+            print!("scheduler {:<8} {n} schedules … ", b.name());
+            flush();
+            match scheduler_bench::measure(b, &args.database_url, n).await {
+                Ok(s) => {
+                    println!("p99 fire lag {:.3} s", s.p99_s);
+                    r.scheduler.push(s);
+                }
+                Err(e) => fail(&mut r.errors, format!("scheduler {} {n}", b.name()), e),
             }
-            Err(e) => fail(&mut r.errors, format!("scheduler {}", b.name()), e),
         }
     }
 
@@ -338,7 +391,8 @@ pub async fn run(args: AllArgs) -> anyhow::Result<()> {
 /// Print the table; write the JSON (unless re-rendering one) and the Markdown report.
 fn write_outputs(args: &AllArgs, r: &Results, write_json: bool) -> anyhow::Result<()> {
     let table = table(r);
-    println!("\n{table}");
+    let targets = report::target_table(&targets::rows(r));
+    println!("\n{table}\nTargets (issue 11):\n\n{targets}");
     if write_json {
         if let Some(dir) = args.json.parent() {
             std::fs::create_dir_all(dir)?;
@@ -347,7 +401,7 @@ fn write_outputs(args: &AllArgs, r: &Results, write_json: bool) -> anyhow::Resul
         println!("JSON: {}", args.json.display());
     }
     if !args.markdown.is_empty() {
-        std::fs::write(&args.markdown, markdown(r, &table))?;
+        std::fs::write(&args.markdown, markdown(r, &table, &targets))?;
         println!("report: {}", args.markdown);
     }
     Ok(())
@@ -386,25 +440,36 @@ pub fn table(r: &Results) -> String {
             }
         );
     }
+    for x in &r.store {
+        let _ = writeln!(
+            t,
+            "| store claim + complete, backlog {} drained whole ({} claimers × {} per claim, {} instances) | {} | **{:.0} jobs/s** ({:.2} s) |",
+            x.backlog,
+            x.knobs.claimers,
+            x.knobs.batch,
+            x.knobs.instances,
+            x.backend.name(),
+            x.jobs_per_second,
+            x.seconds
+        );
+    }
     match &r.peer {
         PeerOutcome::Ran(ps) => {
             for p in ps {
-                let ours = r
-                    .drain
-                    .iter()
-                    .filter(|d| d.backend == Backend::Postgres && d.jobs == p.jobs)
-                    .map(|d| d.jobs_per_second)
-                    .fold(f64::NAN, f64::max);
                 let _ = writeln!(
                     t,
-                    "| peer: graphile-worker {} drain {} no-op jobs, concurrency {} | postgres | **{:.0} jobs/s** ({:.2} s); ours, best M: {:.0} jobs/s = {:.2}× theirs |",
+                    "| peer: graphile-worker {} {}, {} no-op jobs | postgres | **{:.0} jobs/s** ({:.2} s{}); {} |",
                     p.version,
+                    match p.mode {
+                        PeerMode::Default => "default settings",
+                        PeerMode::PerfTest => "perf-test settings",
+                    },
                     p.jobs,
-                    p.concurrency,
                     p.jobs_per_second,
                     p.seconds,
-                    ours,
-                    ours / p.jobs_per_second
+                    p.startup_seconds
+                        .map_or(String::new(), |s| format!(", startup {s:.2} s subtracted")),
+                    p.settings
                 );
             }
         }
@@ -490,7 +555,7 @@ pub fn table(r: &Results) -> String {
 
 const NOTES: &str = include_str!("../../bench/notes.md");
 
-fn markdown(r: &Results, table: &str) -> String {
+fn markdown(r: &Results, table: &str, targets: &str) -> String {
     let m = &r.machine;
     format!(
         "# Performance\n\n\
@@ -500,6 +565,9 @@ fn markdown(r: &Results, table: &str) -> String {
          127.0.0.1 (trust auth), SQLite file in the temp dir; {rustc}, release build. \
          The machine is shared with other agents: load average (1/5/15 min) {l0} at the start \
          and {l1} at the end of the run, so absolute figures carry that noise.\n\n\
+         ## Targets (issue 11)\n\n\
+         Ratios are ours ÷ theirs, with both command lines; the race's setup is described \
+         below. A missed target says by how much.\n\n{targets}\n\
          ## Figures\n\n{table}\n\
          Drain knobs: worker.concurrency {conc}, worker.idle_poll_ms {idle}, \
          tracker.poll_initial_seconds {poll}, database.max_connections {maxc}, no client-side \
