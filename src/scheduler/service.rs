@@ -16,12 +16,11 @@
 use super::cron::CronSchedule;
 use super::error::SchedulerError;
 use super::fire::{fire, FireEnv};
-use super::model::{RunOutcome, Schedule, MISFIRE_MAX_LIMIT};
+use super::model::{RunOutcome, Schedule};
 use super::plan::plan;
 use super::{metrics, BackupFinder};
 use crate::clock::DynClock;
-use crate::config::SchedulerSettings;
-use crate::model::ValidationError;
+use crate::model::schedule::SchedulerSettings;
 use crate::store::schedules::{NewScheduleRun, ScheduleAdvance, ScheduleClaim};
 use crate::store::DynStore;
 use chrono::{DateTime, Utc};
@@ -83,34 +82,6 @@ impl Config {
             max_misfire_fires: s.max_misfire_fires,
             latest_full_window: chrono::Duration::hours(s.latest_full_window_hours as i64),
         }
-    }
-
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        if self.batch_size == 0 {
-            return Err(ValidationError::new(
-                "scheduler.batch_size",
-                "must be at least 1",
-            ));
-        }
-        if self.concurrency == 0 {
-            return Err(ValidationError::new(
-                "scheduler.concurrency",
-                "must be at least 1",
-            ));
-        }
-        if self.lease < Duration::from_secs(2) {
-            return Err(ValidationError::new(
-                "scheduler.lease_seconds",
-                "must be at least 2",
-            ));
-        }
-        if self.max_misfire_fires == 0 || self.max_misfire_fires > MISFIRE_MAX_LIMIT {
-            return Err(ValidationError::new(
-                "scheduler.max_misfire_fires",
-                format!("must be between 1 and {MISFIRE_MAX_LIMIT}"),
-            ));
-        }
-        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@
 
 use super::StoreError;
 use crate::model::{InstanceKey, JobId};
-use crate::scheduler::model::{
+use crate::model::schedule::{
     RunOutcome, Schedule, ScheduleId, ScheduleOrigin, ScheduleRun, ScheduleSpec, SkipReason,
 };
 use async_trait::async_trait;

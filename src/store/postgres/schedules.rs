@@ -4,7 +4,7 @@
 
 use super::PgStore;
 use crate::model::{InstanceKey, JobId};
-use crate::scheduler::model::{Schedule, ScheduleId, ScheduleRun};
+use crate::model::schedule::{Schedule, ScheduleId, ScheduleRun};
 use crate::store::schedules::{
     decode, NewSchedule, NewScheduleRun, ScheduleAdvance, ScheduleClaim, ScheduleSetEnabled,
     ScheduleStore, ScheduleUpdate,
@@ -51,7 +51,7 @@ fn run(row: &PgRow) -> Result<ScheduleRun, StoreError> {
     })
 }
 
-fn spec_json(spec: &crate::scheduler::model::ScheduleSpec) -> String {
+fn spec_json(spec: &crate::model::schedule::ScheduleSpec) -> String {
     serde_json::to_string(spec).expect("a spec always serialises")
 }
 

@@ -4,7 +4,7 @@
 
 use super::SqliteStore;
 use crate::model::{InstanceKey, JobId};
-use crate::scheduler::model::{Schedule, ScheduleId, ScheduleRun};
+use crate::model::schedule::{Schedule, ScheduleId, ScheduleRun};
 use crate::store::schedules::{
     decode, NewSchedule, NewScheduleRun, ScheduleAdvance, ScheduleClaim, ScheduleSetEnabled,
     ScheduleStore, ScheduleUpdate,
@@ -75,7 +75,7 @@ fn run(row: &SqliteRow) -> Result<ScheduleRun, StoreError> {
     })
 }
 
-fn spec_json(spec: &crate::scheduler::model::ScheduleSpec) -> String {
+fn spec_json(spec: &crate::model::schedule::ScheduleSpec) -> String {
     serde_json::to_string(spec).expect("a spec always serialises")
 }
 
