@@ -10,6 +10,7 @@
 
 pub mod archives;
 pub mod console;
+pub mod enqueue_many;
 mod error;
 pub mod postgres;
 pub mod schedules;
@@ -18,6 +19,7 @@ pub mod sqlite;
 
 pub use archives::ArchiveStore;
 pub use console::ConsoleStore;
+pub use enqueue_many::JobBatchStore;
 pub use error::StoreError;
 pub use schedules::ScheduleStore;
 
@@ -225,7 +227,9 @@ const _: () = {
 
 /// The queue, on some database.
 #[async_trait]
-pub trait Store: ScheduleStore + ArchiveStore + ConsoleStore + Send + Sync + 'static {
+pub trait Store:
+    ScheduleStore + JobBatchStore + ArchiveStore + ConsoleStore + Send + Sync + 'static
+{
     /// `sqlite` or `postgres`, for logs and metrics labels.
     fn backend(&self) -> &'static str;
 

@@ -85,6 +85,15 @@ pub struct NewScheduleRun {
     pub now: DateTime<Utc>,
 }
 
+/// An unfinished job of a schedule (see [`ScheduleStore::schedule_unfinished_jobs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnfinishedJob {
+    pub schedule_id: ScheduleId,
+    pub instance: InstanceKey,
+    pub fire_time: Option<DateTime<Utc>>,
+    pub job_id: JobId,
+}
+
 #[async_trait]
 pub trait ScheduleStore: Send + Sync {
     /// Insert; a taken name is `StoreError::Invalid` naming `name`.
@@ -120,6 +129,24 @@ pub trait ScheduleStore: Send + Sync {
 
     /// Append to the fires history; `Ok(false)` when that row already existed.
     async fn schedule_run_record(&self, r: &NewScheduleRun) -> Result<bool, StoreError>;
+
+    /// [`ScheduleStore::schedule_run_record`] for many rows in one statement per chunk;
+    /// per row, in input order, whether it was new.
+    async fn schedule_run_record_many(
+        &self,
+        runs: &[NewScheduleRun],
+    ) -> Result<Vec<bool>, StoreError>;
+
+    /// [`ScheduleStore::schedule_advance`] for many schedules in one statement per chunk;
+    /// per advance, in input order, whether its fence held.
+    async fn schedule_advance_many(&self, p: &[ScheduleAdvance]) -> Result<Vec<bool>, StoreError>;
+
+    /// Every unfinished (queued, submitting or running) job of these schedules, oldest
+    /// first: the overlap check of a whole fire pass in one query.
+    async fn schedule_unfinished_jobs(
+        &self,
+        schedule_ids: &[ScheduleId],
+    ) -> Result<Vec<UnfinishedJob>, StoreError>;
 
     /// The newest `limit` history rows of a schedule, newest first.
     async fn schedule_run_list(
@@ -185,6 +212,48 @@ pub(crate) fn spec_json(spec: &ScheduleSpec) -> String {
     serde_json::to_string(spec).expect("a spec always serialises")
 }
 
+/// Rows per multi-row statement (at most 9 parameters a row: well under both backends'
+/// bind-parameter limits).
+const CHUNK: usize = 1000;
+
+/// `($1, $2, …), (…)`: `rows` tuples of `width` numbered parameters.
+pub(crate) fn values_list(rows: usize, width: usize) -> String {
+    let mut out = String::with_capacity(rows * width * 5);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 1..=width {
+            if c > 1 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", r * width + c));
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// `chunks` of at most [`CHUNK`] items.
+pub(crate) fn chunks<T>(items: &[T]) -> std::slice::Chunks<'_, T> {
+    items.chunks(CHUNK)
+}
+
+/// A history row's identity: (schedule, fire time in ms, region, instance).
+pub(crate) type RunKey = (ScheduleId, i64, String, String);
+
+pub(crate) fn run_key(r: &NewScheduleRun) -> RunKey {
+    let (region, instance) = r
+        .instance
+        .as_ref()
+        .map(|k| (k.region.clone(), k.instance.clone()))
+        .unwrap_or_default();
+    (
+        r.schedule_id,
+        r.fire_time.timestamp_millis(),
+        region,
+        instance,
+    )
+}
+
 pub(crate) fn lease_until(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60))
 }
@@ -206,8 +275,9 @@ macro_rules! schedule_store {
         use crate::model::schedule::{Schedule, ScheduleId, ScheduleRun};
         use crate::model::{InstanceKey, JobId};
         use crate::store::schedules::{
-            decode, lease_until, spec_json, NewSchedule, NewScheduleRun, ScheduleAdvance,
-            ScheduleClaim, ScheduleSetEnabled, ScheduleStore, ScheduleUpdate,
+            chunks, decode, lease_until, run_key, spec_json, values_list, NewSchedule,
+            NewScheduleRun, ScheduleAdvance, ScheduleClaim, ScheduleSetEnabled, ScheduleStore,
+            ScheduleUpdate, UnfinishedJob,
         };
         use crate::store::StoreError;
         use async_trait::async_trait;
@@ -395,21 +465,42 @@ macro_rules! schedule_store {
             }
 
             async fn schedule_advance(&self, p: &ScheduleAdvance) -> Result<bool, StoreError> {
-                let done = sqlx::query(
-                    "UPDATE schedules SET last_fire_time = $4, next_fire_time = $5, \
-                        updated_at = $6, lease_owner = NULL, lease_expires_at = NULL \
-                     WHERE id = $1 AND last_fire_time IS NOT DISTINCT FROM $2 AND version = $3",
-                )
-                .bind(p.id)
-                .bind(p.expected_last_fire_time.map($time))
-                .bind(p.expected_version)
-                .bind($time(p.last_fire_time))
-                .bind(p.next_fire_time.map($time))
-                .bind($time(p.now))
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(done == 1)
+                let done = self.schedule_advance_many(std::slice::from_ref(p)).await?;
+                Ok(done.first().copied().unwrap_or(false))
+            }
+
+            async fn schedule_advance_many(
+                &self,
+                advances: &[ScheduleAdvance],
+            ) -> Result<Vec<bool>, StoreError> {
+                let mut moved = std::collections::HashSet::new();
+                for chunk in chunks(advances) {
+                    let sql = format!(
+                        "UPDATE schedules SET last_fire_time = v.new_last, \
+                            next_fire_time = v.new_next, updated_at = v.at, \
+                            lease_owner = NULL, lease_expires_at = NULL \
+                         FROM (SELECT column1 AS sid, column2 AS expected_last, \
+                                 column3 AS expected_version, column4 AS new_last, \
+                                 column5 AS new_next, column6 AS at \
+                               FROM (VALUES {}) AS x) AS v \
+                         WHERE id = v.sid AND last_fire_time IS NOT DISTINCT FROM v.expected_last \
+                           AND version = v.expected_version \
+                         RETURNING id",
+                        values_list(chunk.len(), 6)
+                    );
+                    let mut q = sqlx::query_scalar::<_, i64>(&sql);
+                    for p in chunk {
+                        q = q
+                            .bind(p.id)
+                            .bind(p.expected_last_fire_time.map($time))
+                            .bind(p.expected_version)
+                            .bind($time(p.last_fire_time))
+                            .bind(p.next_fire_time.map($time))
+                            .bind($time(p.now));
+                    }
+                    moved.extend(q.fetch_all(&self.pool).await?);
+                }
+                Ok(advances.iter().map(|p| moved.contains(&p.id)).collect())
             }
 
             async fn schedule_release(
@@ -429,30 +520,53 @@ macro_rules! schedule_store {
             }
 
             async fn schedule_run_record(&self, r: &NewScheduleRun) -> Result<bool, StoreError> {
-                let (region, instance) = r
-                    .instance
-                    .as_ref()
-                    .map(|k| (k.region.as_str(), k.instance.as_str()))
-                    .unwrap_or(("", ""));
-                let done = sqlx::query(
-                    "INSERT INTO schedule_runs (schedule_id, fire_time, region, instance, \
-                        outcome, reason, detail, job_id, recorded_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                     ON CONFLICT (schedule_id, fire_time, region, instance) DO NOTHING",
-                )
-                .bind(r.schedule_id)
-                .bind($time(r.fire_time))
-                .bind(region)
-                .bind(instance)
-                .bind(r.outcome.as_str())
-                .bind(r.reason.map(|x| x.as_str()))
-                .bind(&r.detail)
-                .bind(r.job_id)
-                .bind($time(r.now))
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(done == 1)
+                let new = self.schedule_run_record_many(std::slice::from_ref(r)).await?;
+                Ok(new.first().copied().unwrap_or(false))
+            }
+
+            async fn schedule_run_record_many(
+                &self,
+                runs: &[NewScheduleRun],
+            ) -> Result<Vec<bool>, StoreError> {
+                let mut inserted = std::collections::HashSet::new();
+                for chunk in chunks(runs) {
+                    let sql = format!(
+                        "INSERT INTO schedule_runs (schedule_id, fire_time, region, instance, \
+                            outcome, reason, detail, job_id, recorded_at) \
+                         VALUES {} \
+                         ON CONFLICT (schedule_id, fire_time, region, instance) DO NOTHING \
+                         RETURNING schedule_id, fire_time, region, instance",
+                        values_list(chunk.len(), 9)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for r in chunk {
+                        let (region, instance) = r
+                            .instance
+                            .as_ref()
+                            .map(|k| (k.region.as_str(), k.instance.as_str()))
+                            .unwrap_or(("", ""));
+                        q = q
+                            .bind(r.schedule_id)
+                            .bind($time(r.fire_time))
+                            .bind(region)
+                            .bind(instance)
+                            .bind(r.outcome.as_str())
+                            .bind(r.reason.map(|x| x.as_str()))
+                            .bind(&r.detail)
+                            .bind(r.job_id)
+                            .bind($time(r.now));
+                    }
+                    for row in q.fetch_all(&self.pool).await? {
+                        inserted.insert((
+                            row.try_get::<i64, _>("schedule_id")?,
+                            time_col(&row, "fire_time")?.timestamp_millis(),
+                            row.try_get::<String, _>("region")?,
+                            row.try_get::<String, _>("instance")?,
+                        ));
+                    }
+                }
+                // A repeat within `runs` is new once, like two single inserts.
+                Ok(runs.iter().map(|r| inserted.remove(&run_key(r))).collect())
             }
 
             async fn schedule_run_list(
@@ -492,6 +606,40 @@ macro_rules! schedule_store {
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(id)
+            }
+
+            async fn schedule_unfinished_jobs(
+                &self,
+                schedule_ids: &[ScheduleId],
+            ) -> Result<Vec<UnfinishedJob>, StoreError> {
+                let mut out = Vec::new();
+                for chunk in chunks(schedule_ids) {
+                    let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                    let sql = format!(
+                        "SELECT schedule_id, region, instance, fire_time, id FROM jobs \
+                         WHERE schedule_id IS NOT NULL AND schedule_id IN ({}) \
+                           AND state IN ('queued', 'submitting', 'running') \
+                         ORDER BY id",
+                        params.join(", ")
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    for row in q.fetch_all(&self.pool).await? {
+                        out.push(UnfinishedJob {
+                            schedule_id: row.try_get("schedule_id")?,
+                            instance: InstanceKey::new(
+                                row.try_get::<String, _>("region")?,
+                                row.try_get::<String, _>("instance")?,
+                            ),
+                            fire_time: $opt_time(&row, "fire_time")?,
+                            job_id: row.try_get("id")?,
+                        });
+                    }
+                }
+                out.sort_by_key(|u| u.job_id);
+                Ok(out)
             }
         }
     };

@@ -23,3 +23,21 @@ crate::store::schedules::schedule_store!(
     spec_in: "::jsonb",
     lock: " FOR UPDATE SKIP LOCKED",
 );
+
+async fn begin_write(
+    s: &PgStore,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    Ok(s.pool.begin().await?)
+}
+
+fn enqueued(s: &PgStore, _jobs: &[&crate::model::Job]) {
+    s.wake();
+}
+
+crate::store::enqueue_many::job_enqueue_many!(
+    store: PgStore,
+    begin: begin_write,
+    time: at,
+    job: super::rows::job,
+    enqueued: enqueued,
+);

@@ -25,3 +25,26 @@ crate::store::schedules::schedule_store!(
     spec_in: "",
     lock: "",
 );
+
+async fn begin_write(
+    s: &SqliteStore,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+    s.begin().await
+}
+
+/// Our own inserts wake the workers directly (the watcher skips ids up to `own_newest`).
+fn enqueued(s: &SqliteStore, jobs: &[&crate::model::Job]) {
+    if let Some(newest) = jobs.iter().map(|j| j.id).max() {
+        s.own_newest
+            .fetch_max(newest, std::sync::atomic::Ordering::Relaxed);
+    }
+    s.wake();
+}
+
+crate::store::enqueue_many::job_enqueue_many!(
+    store: SqliteStore,
+    begin: begin_write,
+    time: ms,
+    job: super::rows::job,
+    enqueued: enqueued,
+);
