@@ -138,7 +138,8 @@ impl App {
         crate::scheduler::spawn(
             &self.store,
             &self.client,
-            &self.settings,
+            &self.settings.scheduler,
+            &self.settings.worker.id,
             self.worker.clock.clone(),
             &mut services,
             &stop,

@@ -223,28 +223,8 @@ pub struct TelemetrySettings {
     pub collect_interval_seconds: f64,
 }
 
-/// `[scheduler]`: see docs/schedules.md.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SchedulerSettings {
-    pub enabled: bool,
-    pub tick_seconds: f64,
-    /// Schedules claimed per batch.
-    pub batch_size: u32,
-    /// Schedules of a batch worked on at once (each uses a database connection).
-    pub concurrency: u32,
-    /// How long a scheduler holds a claimed schedule before another may take it over.
-    pub lease_seconds: u64,
-    /// A fire found later than this after its time is a misfire (policy applies).
-    pub misfire_grace_seconds: u64,
-    /// Bound of the `fire_all` misfire policy (and default of a schedule's `misfire_max`).
-    pub max_misfire_fires: u32,
-    /// DescribeBackups look-back for `latest_full` (hours).
-    pub latest_full_window_hours: u32,
-    /// Declarative schedules, synced at start-up (`[[scheduler.schedules]]`).
-    #[serde(default)]
-    pub schedules: Vec<crate::scheduler::ScheduleSpec>,
-}
+/// `[scheduler]`: see docs/schedules.md (defined next to the schedule types).
+pub use crate::model::schedule::SchedulerSettings;
 
 impl Settings {
     /// Defaults, then `file` if given, then the environment; then [`Settings::validate`].
@@ -446,20 +426,8 @@ impl Settings {
                 "must be > 0 and at most 3600",
             ));
         }
-        let sc = &self.scheduler;
-        if !positive(sc.tick_seconds) {
-            return Err(invalid("scheduler.tick_seconds", "must be > 0"));
-        }
-        if sc.latest_full_window_hours == 0 {
-            return Err(invalid(
-                "scheduler.latest_full_window_hours",
-                "must be at least 1",
-            ));
-        }
-        crate::scheduler::Config::from_settings(sc, "x")
+        self.scheduler
             .validate()
-            .map_err(|e| invalid(&e.field, e.rule))?;
-        crate::scheduler::sync::validate_declared(&sc.schedules)
             .map_err(|e| invalid(&e.field, e.rule))?;
         crate::archive::settings::validate(&self.sinks, &self.archive)
             .map_err(|e| invalid(&e.field, e.rule))?;

@@ -20,3 +20,6 @@ pub mod store;
 pub mod supervisor;
 pub mod telemetry;
 pub mod worker;
+
+#[cfg(test)]
+mod module_edges;

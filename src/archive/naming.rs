@@ -2,8 +2,8 @@
 //! placeholder syntax and rules as a schedule's `target_path`.
 
 use super::settings::OBJECT_PLACEHOLDERS;
+use crate::model::path_template::render_template;
 use crate::model::{Job, ValidationError};
-use crate::scheduler::template::render_template;
 
 /// A name segment safe in a file name and an object key.
 fn safe(s: &str) -> String {

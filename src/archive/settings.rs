@@ -187,7 +187,7 @@ impl SinkSettings {
     fn validate(&self, i: usize) -> Result<(), ValidationError> {
         let key = |field: &str| format!("sinks[{i}].{field}");
         crate::model::identifier(&key("name"), &self.name)?;
-        crate::scheduler::template::check_template(
+        crate::model::path_template::check_template(
             &key("object_template"),
             &self.object_template,
             OBJECT_PLACEHOLDERS,

@@ -1,8 +1,11 @@
 //! Domain types shared by every layer. No I/O here.
 
 pub mod bounds;
+pub mod cron;
 mod job;
+pub mod path_template;
 mod request;
+pub mod schedule;
 pub mod transitions;
 mod wire_enum;
 

@@ -1,6 +1,12 @@
-//! One fire of one schedule: resolve the instances, apply the overlap policy, resolve the
-//! backup set, render the request, enqueue (idempotently) and record what happened.
-//! Shared by the scheduler loop, `run-now` and the `preview` dry run.
+//! Fires: resolve the instances, apply the overlap policy, resolve the backup set, render
+//! the requests, enqueue (idempotently) and record what happened.
+//!
+//! Set-based (issue 11): [`fire_set`] takes the fires of many schedules at once and costs
+//! a fixed number of statements — one instance list, one overlap query, one multi-row
+//! job `INSERT` per chunk, one multi-row history `INSERT` per chunk — so fire lag no longer
+//! grows with the number of schedules due together. DescribeBackups calls (`latest_full`)
+//! stay one per instance, `concurrency` at a time. Shared by the scheduler loop, `run-now`
+//! and the `preview` dry run (a set of one).
 
 use super::error::SchedulerError;
 use super::model::{BackupSelection, OverlapPolicy, RunOutcome, Schedule, SkipReason, TargetKind};
@@ -8,12 +14,13 @@ use super::template::{build_request, FireContext};
 use super::{metrics, BackupFinder};
 use crate::clock::Clock;
 use crate::dbs::types::RdsBackup;
-use crate::model::{DownloadRequest, InstanceKey, JobId, JobSource};
+use crate::model::{DownloadRequest, Instance, InstanceKey, JobId, JobSource};
 use crate::retry::ErrorClass;
-use crate::store::schedules::NewScheduleRun;
-use crate::store::{NewJob, Store, StoreError};
+use crate::store::schedules::{NewScheduleRun, UnfinishedJob};
+use crate::store::{Enqueued, NewJob, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
+use futures::StreamExt;
 use serde::Serialize;
 
 /// What one fire did (or, in a dry run, would do) for one instance.
@@ -49,8 +56,18 @@ pub struct FireEnv<'a> {
     pub clock: &'a dyn Clock,
     /// DescribeBackups look-back for `latest_full`.
     pub backup_window: Duration,
+    /// DescribeBackups calls of one set in flight at once.
+    pub concurrency: usize,
     /// Resolve everything but enqueue and record nothing.
     pub dry_run: bool,
+}
+
+/// One fire of a set: a schedule (at most once per set), its zone and the fire time.
+#[derive(Debug, Clone, Copy)]
+pub struct Fire<'a> {
+    pub schedule: &'a Schedule,
+    pub tz: Tz,
+    pub fire_time: DateTime<Utc>,
 }
 
 /// The instances a schedule targets right now.
@@ -58,21 +75,28 @@ pub async fn resolve_targets(
     store: &dyn Store,
     schedule: &Schedule,
 ) -> Result<Vec<InstanceKey>, StoreError> {
+    let registered = match schedule.spec.targets.fixed_keys() {
+        Some(_) => Vec::new(),
+        None => store.instance_list().await?,
+    };
+    Ok(targets_of(schedule, &registered))
+}
+
+/// [`resolve_targets`] against an instance list read once for a whole set.
+fn targets_of(schedule: &Schedule, registered: &[Instance]) -> Vec<InstanceKey> {
     let targets = &schedule.spec.targets;
     if let Some(keys) = targets.fixed_keys() {
-        return Ok(keys);
+        return keys;
     }
-    let mut keys: Vec<InstanceKey> = store
-        .instance_list()
-        .await?
-        .into_iter()
+    let mut keys: Vec<InstanceKey> = registered
+        .iter()
         .filter(|i| targets.matches(&i.key, &i.tags))
-        .map(|i| i.key)
+        .map(|i| i.key.clone())
         .collect();
     keys.sort();
     keys.dedup();
     debug_assert!(matches!(targets.kind, TargetKind::Prefix | TargetKind::Tag));
-    Ok(keys)
+    keys
 }
 
 /// Deterministic jitter in `[0, max]` seconds for one fire and instance, so a retried fire
@@ -97,196 +121,347 @@ fn jitter(schedule_id: i64, fire: DateTime<Utc>, key: &InstanceKey, max: u32) ->
     Duration::seconds((h % (max as u64 + 1)) as i64)
 }
 
-/// Run one fire. A retryable failure (database, DescribeBackups) aborts with an error so
-/// the caller leaves the cursor where it is and the whole fire is retried; everything
-/// already enqueued is then found again as a duplicate.
+/// Run one fire (a set of one).
 pub async fn fire(
     env: &FireEnv<'_>,
     schedule: &Schedule,
     tz: Tz,
     fire_time: DateTime<Utc>,
 ) -> Result<FireOutcome, SchedulerError> {
-    let spec = &schedule.spec;
-    let mut out = FireOutcome {
-        schedule: spec.name.clone(),
+    let fire = Fire {
+        schedule,
+        tz,
         fire_time,
-        items: Vec::new(),
-        lags: Vec::new(),
     };
-    let keys = resolve_targets(env.store, schedule).await?;
-    if keys.is_empty() {
-        record(
-            env,
-            schedule,
-            fire_time,
-            None,
-            SkipReason::NoTargets,
-            Some("the targets matched no registered instance".into()),
-            None,
-        )
-        .await?;
-        return Ok(out);
-    }
-    for key in keys {
-        let mut item = FireItem {
-            instance: key.clone(),
-            request: None,
-            job_id: None,
-            created: false,
-            skipped: None,
-            detail: None,
-        };
-        let skip = |item: &mut FireItem, reason: SkipReason, detail: String| {
-            item.skipped = Some(reason);
-            item.detail = Some(detail);
-        };
-        if spec.overlap == OverlapPolicy::Skip {
-            if let Some(job) = env
-                .store
-                .schedule_unfinished_job(schedule.id, &key, fire_time)
-                .await?
-            {
-                skip(
-                    &mut item,
-                    SkipReason::Overlap,
-                    format!("job {job} of an earlier fire is still unfinished"),
-                );
-                item.job_id = Some(job);
-            }
-        }
-        let mut backup: Option<RdsBackup> = None;
-        if item.skipped.is_none() && spec.backup == BackupSelection::LatestFull {
-            match env.backups {
-                None => skip(
-                    &mut item,
-                    SkipReason::BackupLookupFailed,
-                    "no DBS client is configured to resolve latest_full".into(),
-                ),
-                Some(finder) => match finder.latest_full(&key, env.backup_window).await {
-                    Ok(Some(b)) => backup = Some(b),
-                    Ok(None) => skip(
-                        &mut item,
-                        SkipReason::NoBackup,
-                        format!(
-                            "DescribeBackups found no successful available full backup in the last {} hours",
-                            env.backup_window.num_hours()
-                        ),
-                    ),
-                    Err(e) if e.class() == ErrorClass::Retryable && !env.dry_run => {
-                        return Err(SchedulerError::Dbs(e))
-                    }
-                    Err(e) => skip(
-                        &mut item,
-                        SkipReason::BackupLookupFailed,
-                        format!("DescribeBackups: {e}"),
-                    ),
-                },
-            }
-        }
-        if item.skipped.is_none() {
-            let ctx = FireContext {
-                schedule: &spec.name,
-                instance: &key,
-                fire_time,
-                tz,
-            };
-            match build_request(spec, &ctx, backup.as_ref()) {
-                Ok(req) => item.request = Some(req),
-                Err(e) => skip(&mut item, SkipReason::InvalidRequest, e.to_string()),
-            }
-        }
-        if env.dry_run {
-            out.items.push(item);
-            continue;
-        }
-        if let (Some(req), None) = (&item.request, item.skipped) {
-            let job = NewJob {
-                request: req.clone(),
-                source: JobSource::Schedule,
-                priority: spec.priority,
-                run_at: Some(fire_time + jitter(schedule.id, fire_time, &key, spec.jitter_seconds)),
-                max_attempts: spec.max_attempts,
-                idempotency_key: None,
-                schedule_id: Some(schedule.id),
-                fire_time: Some(fire_time),
-            };
-            match env.store.job_enqueue(job).await {
-                Ok(e) => {
-                    item.job_id = Some(e.job.id);
-                    item.created = e.created;
-                    if e.created {
-                        let lag = (env.clock.now() - fire_time)
-                            .num_microseconds()
-                            .unwrap_or(i64::MAX) as f64
-                            / 1e6;
-                        metrics::fire_lag(lag);
-                        out.lags.push(lag);
-                    }
-                    env.store
-                        .schedule_run_record(&NewScheduleRun {
-                            schedule_id: schedule.id,
-                            fire_time,
-                            instance: Some(key.clone()),
-                            outcome: RunOutcome::Enqueued,
-                            reason: None,
-                            detail: None,
-                            job_id: Some(e.job.id),
-                            now: env.clock.now(),
-                        })
-                        .await?;
-                }
-                Err(StoreError::Invalid(v)) => {
-                    skip(&mut item, SkipReason::InvalidRequest, v.to_string());
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if let Some(reason) = item.skipped {
-            record(
-                env,
-                schedule,
-                fire_time,
-                Some(key.clone()),
-                reason,
-                item.detail.clone(),
-                item.job_id,
-            )
-            .await?;
-        }
-        out.items.push(item);
-    }
-    Ok(out)
+    fire_set(env, &[fire])
+        .await?
+        .pop()
+        .expect("one result per fire")
 }
 
-async fn record(
-    env: &FireEnv<'_>,
-    schedule: &Schedule,
+fn skip(item: &mut FireItem, reason: SkipReason, detail: String) {
+    item.skipped = Some(reason);
+    item.detail = Some(detail);
+}
+
+/// The unfinished job of an earlier fire of this schedule on this instance, if any (the
+/// oldest, as `schedule_unfinished_job` returns).
+fn overlapping(
+    unfinished: &[UnfinishedJob],
+    schedule_id: i64,
+    key: &InstanceKey,
     fire_time: DateTime<Utc>,
+) -> Option<JobId> {
+    unfinished
+        .iter()
+        .find(|u| {
+            u.schedule_id == schedule_id && &u.instance == key && u.fire_time != Some(fire_time)
+        })
+        .map(|u| u.job_id)
+}
+
+/// Run the fires of many schedules (each schedule at most once). The outer error fails the
+/// whole set (a database error: nothing is lost, the cursors stay and the fires are
+/// retried, what was enqueued coming back as duplicates); an inner one fails one fire (a
+/// retryable DescribeBackups error), whose instances are then neither enqueued nor
+/// recorded. Results are in input order.
+pub async fn fire_set(
+    env: &FireEnv<'_>,
+    fires: &[Fire<'_>],
+) -> Result<Vec<Result<FireOutcome, SchedulerError>>, SchedulerError> {
+    let registered = if fires
+        .iter()
+        .any(|f| f.schedule.spec.targets.fixed_keys().is_none())
+    {
+        env.store.instance_list().await?
+    } else {
+        Vec::new()
+    };
+    let overlap_ids: Vec<i64> = fires
+        .iter()
+        .filter(|f| f.schedule.spec.overlap == OverlapPolicy::Skip)
+        .map(|f| f.schedule.id)
+        .collect();
+    let unfinished = if overlap_ids.is_empty() {
+        Vec::new()
+    } else {
+        env.store.schedule_unfinished_jobs(&overlap_ids).await?
+    };
+
+    // Targets and overlap, in memory.
+    let mut outs: Vec<FireOutcome> = Vec::with_capacity(fires.len());
+    let mut records: Vec<NewScheduleRun> = Vec::new();
+    for f in fires {
+        let spec = &f.schedule.spec;
+        let mut out = FireOutcome {
+            schedule: spec.name.clone(),
+            fire_time: f.fire_time,
+            items: Vec::new(),
+            lags: Vec::new(),
+        };
+        let keys = targets_of(f.schedule, &registered);
+        if keys.is_empty() {
+            records.push(skipped_run(
+                env,
+                f,
+                None,
+                SkipReason::NoTargets,
+                Some("the targets matched no registered instance".into()),
+                None,
+            ));
+        }
+        for key in keys {
+            let mut item = FireItem {
+                instance: key,
+                request: None,
+                job_id: None,
+                created: false,
+                skipped: None,
+                detail: None,
+            };
+            if spec.overlap == OverlapPolicy::Skip {
+                if let Some(job) =
+                    overlapping(&unfinished, f.schedule.id, &item.instance, f.fire_time)
+                {
+                    skip(
+                        &mut item,
+                        SkipReason::Overlap,
+                        format!("job {job} of an earlier fire is still unfinished"),
+                    );
+                    item.job_id = Some(job);
+                }
+            }
+            out.items.push(item);
+        }
+        outs.push(out);
+    }
+
+    // Backup sets (remote calls), `concurrency` at a time.
+    let lookups: Vec<(usize, usize)> = outs
+        .iter()
+        .enumerate()
+        .filter(|(fi, _)| fires[*fi].schedule.spec.backup == BackupSelection::LatestFull)
+        .flat_map(|(fi, out)| {
+            out.items
+                .iter()
+                .enumerate()
+                .filter(|(_, item)| item.skipped.is_none())
+                .map(move |(ii, _)| (fi, ii))
+        })
+        .collect();
+    let found: Vec<_> = futures::stream::iter(lookups)
+        .map(|(fi, ii)| {
+            let key = outs[fi].items[ii].instance.clone();
+            async move {
+                let r = match env.backups {
+                    None => None,
+                    Some(finder) => Some(finder.latest_full(&key, env.backup_window).await),
+                };
+                (fi, ii, r)
+            }
+        })
+        .buffer_unordered(env.concurrency.max(1))
+        .collect()
+        .await;
+    let mut failed: Vec<Option<SchedulerError>> = fires.iter().map(|_| None).collect();
+    let mut backups: Vec<Vec<Option<RdsBackup>>> =
+        outs.iter().map(|o| vec![None; o.items.len()]).collect();
+    for (fi, ii, r) in found {
+        let item = &mut outs[fi].items[ii];
+        match r {
+            None => skip(
+                item,
+                SkipReason::BackupLookupFailed,
+                "no DBS client is configured to resolve latest_full".into(),
+            ),
+            Some(Ok(Some(b))) => backups[fi][ii] = Some(b),
+            Some(Ok(None)) => skip(
+                item,
+                SkipReason::NoBackup,
+                format!(
+                    "DescribeBackups found no successful available full backup in the last {} hours",
+                    env.backup_window.num_hours()
+                ),
+            ),
+            Some(Err(e)) if e.class() == ErrorClass::Retryable && !env.dry_run => {
+                failed[fi] = Some(SchedulerError::Dbs(e))
+            }
+            Some(Err(e)) => skip(
+                item,
+                SkipReason::BackupLookupFailed,
+                format!("DescribeBackups: {e}"),
+            ),
+        }
+    }
+
+    // Requests.
+    for (fi, f) in fires.iter().enumerate() {
+        for (ii, item) in outs[fi].items.iter_mut().enumerate() {
+            if item.skipped.is_some() {
+                continue;
+            }
+            let ctx = FireContext {
+                schedule: &f.schedule.spec.name,
+                instance: &item.instance,
+                fire_time: f.fire_time,
+                tz: f.tz,
+            };
+            match build_request(&f.schedule.spec, &ctx, backups[fi][ii].as_ref()) {
+                Ok(req) => item.request = Some(req),
+                Err(e) => skip(item, SkipReason::InvalidRequest, e.to_string()),
+            }
+        }
+    }
+    if env.dry_run {
+        return Ok(outs.into_iter().map(Ok).collect());
+    }
+
+    // Enqueue every job of the set at once.
+    let mut slots: Vec<(usize, usize)> = Vec::new();
+    let mut jobs: Vec<NewJob> = Vec::new();
+    for (fi, f) in fires.iter().enumerate() {
+        if failed[fi].is_some() {
+            continue;
+        }
+        let spec = &f.schedule.spec;
+        for (ii, item) in outs[fi].items.iter().enumerate() {
+            if let (Some(req), None) = (&item.request, item.skipped) {
+                let run_at = f.fire_time
+                    + jitter(
+                        f.schedule.id,
+                        f.fire_time,
+                        &item.instance,
+                        spec.jitter_seconds,
+                    );
+                slots.push((fi, ii));
+                jobs.push(NewJob {
+                    request: req.clone(),
+                    source: JobSource::Schedule,
+                    priority: spec.priority,
+                    run_at: Some(run_at),
+                    max_attempts: spec.max_attempts,
+                    idempotency_key: None,
+                    schedule_id: Some(f.schedule.id),
+                    fire_time: Some(f.fire_time),
+                });
+            }
+        }
+    }
+    let enqueued = enqueue_each(env.store, jobs).await?;
+    let lag_now = env.clock.now();
+    for ((fi, ii), result) in slots.into_iter().zip(enqueued) {
+        let f = &fires[fi];
+        let FireOutcome { items, lags, .. } = &mut outs[fi];
+        let item = &mut items[ii];
+        match result {
+            Ok(e) => {
+                item.job_id = Some(e.job.id);
+                item.created = e.created;
+                if e.created {
+                    let lag = (lag_now - f.fire_time)
+                        .num_microseconds()
+                        .unwrap_or(i64::MAX) as f64
+                        / 1e6;
+                    metrics::fire_lag(lag);
+                    lags.push(lag);
+                }
+                records.push(NewScheduleRun {
+                    schedule_id: f.schedule.id,
+                    fire_time: f.fire_time,
+                    instance: Some(item.instance.clone()),
+                    outcome: RunOutcome::Enqueued,
+                    reason: None,
+                    detail: None,
+                    job_id: Some(e.job.id),
+                    now: env.clock.now(),
+                });
+            }
+            Err(v) => skip(item, SkipReason::InvalidRequest, v.to_string()),
+        }
+    }
+
+    // History, in one go; a skip counts once, when its row is new.
+    for (fi, f) in fires.iter().enumerate() {
+        if failed[fi].is_some() {
+            continue;
+        }
+        for item in &outs[fi].items {
+            if let Some(reason) = item.skipped {
+                records.push(skipped_run(
+                    env,
+                    f,
+                    Some(item.instance.clone()),
+                    reason,
+                    item.detail.clone(),
+                    item.job_id,
+                ));
+            }
+        }
+    }
+    let records: Vec<NewScheduleRun> = records
+        .into_iter()
+        .filter(|r| {
+            let fi = fires.iter().position(|f| f.schedule.id == r.schedule_id);
+            fi.is_none_or(|fi| failed[fi].is_none())
+        })
+        .collect();
+    let new = env.store.schedule_run_record_many(&records).await?;
+    for (r, new) in records.iter().zip(new) {
+        if let (true, Some(reason)) = (new, r.reason) {
+            metrics::skipped(reason, 1);
+        }
+    }
+    Ok(outs
+        .into_iter()
+        .zip(failed)
+        .map(|(out, failed)| match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        })
+        .collect())
+}
+
+/// Enqueue in one batch; when the batch is refused as invalid (a row broke a rule the
+/// database checks), enqueue one by one so only the offending jobs are skipped.
+async fn enqueue_each(
+    store: &dyn Store,
+    jobs: Vec<NewJob>,
+) -> Result<Vec<Result<Enqueued, crate::model::ValidationError>>, StoreError> {
+    match store.job_enqueue_many(&jobs).await {
+        Ok(done) => Ok(done.into_iter().map(Ok).collect()),
+        Err(StoreError::Invalid(_)) => {
+            let mut out = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                match store.job_enqueue(job).await {
+                    Ok(e) => out.push(Ok(e)),
+                    Err(StoreError::Invalid(v)) => out.push(Err(v)),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(out)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn skipped_run(
+    env: &FireEnv<'_>,
+    f: &Fire<'_>,
     instance: Option<InstanceKey>,
     reason: SkipReason,
     detail: Option<String>,
     job_id: Option<JobId>,
-) -> Result<(), StoreError> {
-    if env.dry_run {
-        return Ok(());
+) -> NewScheduleRun {
+    NewScheduleRun {
+        schedule_id: f.schedule.id,
+        fire_time: f.fire_time,
+        instance,
+        outcome: RunOutcome::Skipped,
+        reason: Some(reason),
+        detail,
+        job_id,
+        now: env.clock.now(),
     }
-    let new = env
-        .store
-        .schedule_run_record(&NewScheduleRun {
-            schedule_id: schedule.id,
-            fire_time,
-            instance,
-            outcome: RunOutcome::Skipped,
-            reason: Some(reason),
-            detail,
-            job_id,
-            now: env.clock.now(),
-        })
-        .await?;
-    if new {
-        metrics::skipped(reason, 1);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@
 //!
 //! Operator documentation: docs/schedules.md.
 
-pub mod cron;
 pub mod error;
 pub mod fire;
 pub mod metrics;
@@ -21,12 +20,17 @@ pub mod service;
 pub mod sync;
 pub mod template;
 
+/// Cron evaluation is pure domain logic; it lives in [`crate::model::cron`] so schedule
+/// validation needs no scheduler import.
+pub use crate::model::cron;
+
 pub use error::SchedulerError;
 pub use model::{Schedule, ScheduleSpec};
 pub use service::{Config, RunReport, Scheduler};
 
 use crate::dbs::types::RdsBackup;
 use crate::dbs::{DbsClient, DbsError};
+use crate::model::schedule::SchedulerSettings;
 use crate::model::InstanceKey;
 use async_trait::async_trait;
 
@@ -60,18 +64,19 @@ impl BackupFinder for DbsClient {
 pub fn spawn(
     store: &crate::store::DynStore,
     client: &DbsClient,
-    settings: &crate::config::Settings,
+    settings: &SchedulerSettings,
+    worker_id: &str,
     clock: crate::clock::DynClock,
     services: &mut tokio::task::JoinSet<anyhow::Result<()>>,
     stop: &tokio_util::sync::CancellationToken,
 ) {
-    if !settings.scheduler.enabled {
+    if !settings.enabled {
         tracing::info!("scheduler disabled (scheduler.enabled = false)");
         return;
     }
     let store = store.clone();
-    let declared = settings.scheduler.schedules.clone();
-    let config = Config::from_settings(&settings.scheduler, &settings.worker.id);
+    let declared = settings.schedules.clone();
+    let config = Config::from_settings(settings, worker_id);
     let backups = std::sync::Arc::new(client.clone());
     let stop = stop.clone();
     services.spawn(async move {

@@ -166,6 +166,7 @@ pub async fn preview(
         backups,
         clock,
         backup_window,
+        concurrency: 1,
         dry_run: true,
     };
     fire(&env, schedule, cron.timezone(), t).await
@@ -190,6 +191,7 @@ pub async fn run_now(
         backups,
         clock,
         backup_window,
+        concurrency: 1,
         dry_run: false,
     };
     fire(&env, schedule, cron.timezone(), t).await

@@ -15,17 +15,15 @@
 
 use super::cron::CronSchedule;
 use super::error::SchedulerError;
-use super::fire::{fire, FireEnv};
-use super::model::{RunOutcome, Schedule, MISFIRE_MAX_LIMIT};
-use super::plan::plan;
+use super::fire::{fire_set, Fire, FireEnv, FireOutcome};
+use super::model::{RunOutcome, Schedule};
+use super::plan::{plan, Plan};
 use super::{metrics, BackupFinder};
 use crate::clock::DynClock;
-use crate::config::SchedulerSettings;
-use crate::model::ValidationError;
+use crate::model::schedule::SchedulerSettings;
 use crate::store::schedules::{NewScheduleRun, ScheduleAdvance, ScheduleClaim};
 use crate::store::DynStore;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -84,34 +82,6 @@ impl Config {
             latest_full_window: chrono::Duration::hours(s.latest_full_window_hours as i64),
         }
     }
-
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        if self.batch_size == 0 {
-            return Err(ValidationError::new(
-                "scheduler.batch_size",
-                "must be at least 1",
-            ));
-        }
-        if self.concurrency == 0 {
-            return Err(ValidationError::new(
-                "scheduler.concurrency",
-                "must be at least 1",
-            ));
-        }
-        if self.lease < Duration::from_secs(2) {
-            return Err(ValidationError::new(
-                "scheduler.lease_seconds",
-                "must be at least 2",
-            ));
-        }
-        if self.max_misfire_fires == 0 || self.max_misfire_fires > MISFIRE_MAX_LIMIT {
-            return Err(ValidationError::new(
-                "scheduler.max_misfire_fires",
-                format!("must be between 1 and {MISFIRE_MAX_LIMIT}"),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// What one `run_once` did.
@@ -136,18 +106,21 @@ pub struct RunReport {
     pub lags: Vec<f64>,
 }
 
-impl RunReport {
-    fn merge(&mut self, o: RunReport) {
-        self.schedules += o.schedules;
-        self.fires += o.fires;
-        self.jobs_created += o.jobs_created;
-        self.duplicates += o.duplicates;
-        self.skipped += o.skipped;
-        self.misfires += o.misfires;
-        self.lost_fences += o.lost_fences;
-        self.errors += o.errors;
-        self.lags.extend(o.lags);
+/// Add one fire's outcome to the report (and the fires metric).
+fn count_fire(report: &mut RunReport, out: FireOutcome) {
+    report.fires += 1;
+    metrics::fired(1);
+    for item in &out.items {
+        match (item.skipped, item.created) {
+            (Some(_), _) => report.skipped += 1,
+            (None, true) => report.jobs_created += 1,
+            (None, false) => report.duplicates += 1,
+        }
     }
+    if out.items.is_empty() {
+        report.skipped += 1;
+    }
+    report.lags.extend(out.lags);
 }
 
 /// The scheduler service (design.md "scheduler").
@@ -192,27 +165,8 @@ impl Scheduler {
                 })
                 .await?;
             let n = claimed.len();
-            // Schedules are independent: work on several at once (bounded by the pool).
-            let mut results = futures::stream::iter(claimed)
-                .map(|schedule| async move {
-                    let mut part = RunReport::default();
-                    let r = self.process(&schedule, now, &mut part).await;
-                    (schedule, part, r)
-                })
-                .buffer_unordered(self.config.concurrency.max(1));
-            while let Some((schedule, part, r)) = results.next().await {
-                report.schedules += 1;
-                report.merge(part);
-                if let Err(e) = r {
-                    report.errors += 1;
-                    tracing::warn!(schedule = %schedule.spec.name, error = %e,
-                        "schedule fire failed; retrying on the next tick");
-                    // Best effort: an expired lease frees it anyway.
-                    let _ = self
-                        .store
-                        .schedule_release(schedule.id, &self.config.owner)
-                        .await;
-                }
+            if n > 0 {
+                self.process_batch(&claimed, now, &mut report).await;
             }
             if n < self.config.batch_size as usize {
                 return Ok(report);
@@ -220,98 +174,182 @@ impl Scheduler {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(schedule = %schedule.spec.name))]
-    async fn process(
-        &self,
-        schedule: &Schedule,
-        now: DateTime<Utc>,
-        report: &mut RunReport,
-    ) -> Result<(), SchedulerError> {
-        let cron = CronSchedule::parse(&schedule.spec.cron, &schedule.spec.timezone)?;
-        let bound = schedule
-            .spec
-            .misfire_max
-            .unwrap_or(self.config.max_misfire_fires)
-            .min(self.config.max_misfire_fires);
-        let p = plan(
-            &cron,
-            schedule.cursor(),
-            now,
-            self.config.misfire_grace,
-            schedule.spec.misfire,
-            bound,
-        );
+    /// One claimed batch, set-based: plan every schedule, fire round by round (round `k`
+    /// holds the `k`-th due fire of each schedule — usually there is only one round; a
+    /// `fire_all` catch-up has more, and each round's overlap check sees the jobs of the
+    /// one before), then record the misfire summaries and advance every cursor at once.
+    /// A schedule that fails is released and retried on the next tick; the others go on.
+    #[tracing::instrument(skip_all, fields(schedules = batch.len()))]
+    async fn process_batch(&self, batch: &[Schedule], now: DateTime<Utc>, report: &mut RunReport) {
+        report.schedules += batch.len();
+        // Why a schedule of the batch failed (it is then released, not advanced).
+        let mut failed: Vec<Option<String>> = batch.iter().map(|_| None).collect();
+        let mut plans = Vec::with_capacity(batch.len());
+        for (i, schedule) in batch.iter().enumerate() {
+            match CronSchedule::parse(&schedule.spec.cron, &schedule.spec.timezone) {
+                Ok(cron) => {
+                    let bound = schedule
+                        .spec
+                        .misfire_max
+                        .unwrap_or(self.config.max_misfire_fires)
+                        .min(self.config.max_misfire_fires);
+                    let p = plan(
+                        &cron,
+                        schedule.cursor(),
+                        now,
+                        self.config.misfire_grace,
+                        schedule.spec.misfire,
+                        bound,
+                    );
+                    plans.push(Some((cron.timezone(), p)));
+                }
+                Err(e) => {
+                    failed[i] = Some(e.to_string());
+                    plans.push(None);
+                }
+            }
+        }
         let env = FireEnv {
             store: self.store.as_ref(),
             backups: self.backups.as_deref(),
             clock: self.clock.as_ref(),
             backup_window: self.config.latest_full_window,
+            concurrency: self.config.concurrency,
             dry_run: false,
         };
-        for &t in &p.fire {
-            let out = fire(&env, schedule, cron.timezone(), t).await?;
-            report.fires += 1;
-            metrics::fired(1);
-            for item in &out.items {
-                match (item.skipped, item.created) {
-                    (Some(_), _) => report.skipped += 1,
-                    (None, true) => report.jobs_created += 1,
-                    (None, false) => report.duplicates += 1,
+        let rounds = plans
+            .iter()
+            .flatten()
+            .map(|(_, p)| p.fire.len())
+            .max()
+            .unwrap_or(0);
+        for k in 0..rounds {
+            let members: Vec<usize> = (0..batch.len())
+                .filter(|&i| failed[i].is_none())
+                .filter(|&i| plans[i].as_ref().is_some_and(|(_, p)| p.fire.len() > k))
+                .collect();
+            let fires: Vec<Fire<'_>> = members
+                .iter()
+                .map(|&i| {
+                    let (tz, p) = plans[i].as_ref().expect("members have a plan");
+                    Fire {
+                        schedule: &batch[i],
+                        tz: *tz,
+                        fire_time: p.fire[k],
+                    }
+                })
+                .collect();
+            match fire_set(&env, &fires).await {
+                Ok(results) => {
+                    for (&i, r) in members.iter().zip(results) {
+                        match r {
+                            Ok(out) => count_fire(report, out),
+                            Err(e) => failed[i] = Some(e.to_string()),
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "fire pass failed; retrying on the next tick");
+                    for &i in &members {
+                        failed[i] = Some(e.to_string());
+                    }
                 }
             }
-            if out.items.is_empty() {
-                report.skipped += 1;
+        }
+        if let Err(e) = self.finish(batch, &plans, &failed, report).await {
+            tracing::warn!(error = %e, "advancing the batch failed; retrying on the next tick");
+            for f in failed.iter_mut().filter(|f| f.is_none()) {
+                *f = Some(e.to_string());
             }
-            report.lags.extend(out.lags);
         }
-        if p.misfires > 0 {
-            metrics::misfired(p.misfires);
-            report.misfires += p.misfires;
-            tracing::info!(misfires = p.misfires, policy = %schedule.spec.misfire,
-                fired = p.fire.len(), "fires were missed while no scheduler ran");
+        for (schedule, e) in batch.iter().zip(&failed) {
+            if let Some(e) = e {
+                report.errors += 1;
+                tracing::warn!(schedule = %schedule.spec.name, error = %e,
+                    "schedule fire failed; retrying on the next tick");
+                // Best effort: an expired lease frees it anyway.
+                let _ = self
+                    .store
+                    .schedule_release(schedule.id, &self.config.owner)
+                    .await;
+            }
         }
-        if let Some(d) = &p.dropped {
-            let new = self
-                .store
-                .schedule_run_record(&NewScheduleRun {
-                    schedule_id: schedule.id,
-                    fire_time: d.first,
-                    instance: None,
-                    outcome: RunOutcome::Skipped,
-                    reason: Some(d.reason),
-                    detail: Some(format!(
-                        "{} fire(s) from {} to {} dropped (misfire policy {})",
-                        d.count,
-                        d.first.to_rfc3339(),
-                        d.last.to_rfc3339(),
-                        schedule.spec.misfire
-                    )),
-                    job_id: None,
-                    now: self.clock.now(),
-                })
-                .await?;
+    }
+
+    /// Misfire summaries and the fenced cursor advances of a batch's healthy schedules.
+    async fn finish(
+        &self,
+        batch: &[Schedule],
+        plans: &[Option<(chrono_tz::Tz, Plan)>],
+        failed: &[Option<String>],
+        report: &mut RunReport,
+    ) -> Result<(), SchedulerError> {
+        let healthy: Vec<usize> = (0..batch.len()).filter(|&i| failed[i].is_none()).collect();
+        let mut dropped = Vec::new();
+        for &i in &healthy {
+            let (schedule, (_, p)) = (&batch[i], plans[i].as_ref().expect("healthy ⇒ planned"));
+            if p.misfires > 0 {
+                metrics::misfired(p.misfires);
+                report.misfires += p.misfires;
+                tracing::info!(schedule = %schedule.spec.name, misfires = p.misfires,
+                    policy = %schedule.spec.misfire, fired = p.fire.len(),
+                    "fires were missed while no scheduler ran");
+            }
+            if let Some(d) = &p.dropped {
+                dropped.push((
+                    d.reason,
+                    d.count,
+                    NewScheduleRun {
+                        schedule_id: schedule.id,
+                        fire_time: d.first,
+                        instance: None,
+                        outcome: RunOutcome::Skipped,
+                        reason: Some(d.reason),
+                        detail: Some(format!(
+                            "{} fire(s) from {} to {} dropped (misfire policy {})",
+                            d.count,
+                            d.first.to_rfc3339(),
+                            d.last.to_rfc3339(),
+                            schedule.spec.misfire
+                        )),
+                        job_id: None,
+                        now: self.clock.now(),
+                    },
+                ));
+            }
+        }
+        let runs: Vec<NewScheduleRun> = dropped.iter().map(|(_, _, r)| r.clone()).collect();
+        let new = self.store.schedule_run_record_many(&runs).await?;
+        for ((reason, count, _), new) in dropped.iter().zip(new) {
             if new {
-                metrics::skipped(d.reason, d.count);
-                report.skipped += d.count;
+                metrics::skipped(*reason, *count);
+                report.skipped += count;
             }
         }
-        let advanced = self
-            .store
-            .schedule_advance(&ScheduleAdvance {
-                id: schedule.id,
-                expected_last_fire_time: schedule.last_fire_time,
-                expected_version: schedule.version,
-                last_fire_time: p.cursor,
-                next_fire_time: p.next,
-                now: self.clock.now(),
+        let advances: Vec<ScheduleAdvance> = healthy
+            .iter()
+            .map(|&i| {
+                let (schedule, (_, p)) = (&batch[i], plans[i].as_ref().expect("planned"));
+                ScheduleAdvance {
+                    id: schedule.id,
+                    expected_last_fire_time: schedule.last_fire_time,
+                    expected_version: schedule.version,
+                    last_fire_time: p.cursor,
+                    next_fire_time: p.next,
+                    now: self.clock.now(),
+                }
             })
-            .await?;
-        if !advanced {
-            report.lost_fences += 1;
-            tracing::debug!("cursor moved by another scheduler or the spec changed");
-            self.store
-                .schedule_release(schedule.id, &self.config.owner)
-                .await?;
+            .collect();
+        let moved = self.store.schedule_advance_many(&advances).await?;
+        for (&i, moved) in healthy.iter().zip(moved) {
+            if !moved {
+                report.lost_fences += 1;
+                tracing::debug!(schedule = %batch[i].spec.name,
+                    "cursor moved by another scheduler or the spec changed");
+                self.store
+                    .schedule_release(batch[i].id, &self.config.owner)
+                    .await?;
+            }
         }
         Ok(())
     }

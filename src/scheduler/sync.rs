@@ -10,7 +10,7 @@
 use super::error::SchedulerError;
 use super::model::{ScheduleOrigin, ScheduleSpec};
 use super::ops;
-use crate::model::ValidationError;
+pub use crate::model::schedule::validate_declared;
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 
@@ -59,21 +59,4 @@ pub async fn sync_declared(
         }
     }
     Ok(report)
-}
-
-/// Every declared schedule is valid and names are unique; errors name
-/// `scheduler.schedules[i].<field>`.
-pub fn validate_declared(declared: &[ScheduleSpec]) -> Result<(), ValidationError> {
-    for (i, spec) in declared.iter().enumerate() {
-        spec.validate().map_err(|e| {
-            ValidationError::new(format!("scheduler.schedules[{i}].{}", e.field), e.rule)
-        })?;
-        if declared[..i].iter().any(|d| d.name == spec.name) {
-            return Err(ValidationError::new(
-                format!("scheduler.schedules[{i}].name"),
-                format!("{:?} is declared twice", spec.name),
-            ));
-        }
-    }
-    Ok(())
 }

@@ -6,12 +6,10 @@
 
 use super::model::{BackupSelection, ScheduleSpec};
 use crate::dbs::types::RdsBackup;
+pub use crate::model::path_template::{check_path, check_template, render_template, PLACEHOLDERS};
 use crate::model::{BakSetType, DownloadRequest, InstanceKey, TargetType, ValidationError};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-
-/// Placeholders a path template may use.
-pub const PLACEHOLDERS: &[&str] = &["instance", "region", "date", "fire_time", "schedule"];
 
 /// What a placeholder expands to for one fire and instance.
 #[derive(Debug, Clone)]
@@ -23,87 +21,6 @@ pub struct FireContext<'a> {
     pub tz: Tz,
 }
 
-enum Piece<'a> {
-    Text(&'a str),
-    Var(&'a str),
-}
-
-fn parse<'a>(
-    field: &str,
-    template: &'a str,
-    known: &[&str],
-) -> Result<Vec<Piece<'a>>, ValidationError> {
-    let mut out = Vec::new();
-    let mut rest = template;
-    while !rest.is_empty() {
-        match rest.find(['{', '}']) {
-            None => {
-                out.push(Piece::Text(rest));
-                break;
-            }
-            Some(i) if rest.as_bytes()[i] == b'}' => {
-                return Err(ValidationError::new(
-                    field,
-                    format!("unmatched '}}' at byte {}", template.len() - rest.len() + i),
-                ))
-            }
-            Some(i) => {
-                if i > 0 {
-                    out.push(Piece::Text(&rest[..i]));
-                }
-                let close = rest[i..].find('}').ok_or_else(|| {
-                    ValidationError::new(field, "unmatched '{' (placeholders look like {instance})")
-                })?;
-                let name = &rest[i + 1..i + close];
-                if !known.contains(&name) {
-                    return Err(ValidationError::new(
-                        field,
-                        format!(
-                            "unknown placeholder {{{name}}}; known: {}",
-                            known
-                                .iter()
-                                .map(|p| format!("{{{p}}}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ));
-                }
-                out.push(Piece::Var(name));
-                rest = &rest[i + close + 1..];
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Check a path template without rendering it.
-pub fn check_path(field: &str, template: &str) -> Result<(), ValidationError> {
-    check_template(field, template, PLACEHOLDERS)
-}
-
-/// [`check_path`] with another set of placeholders (the archive object names reuse the
-/// same syntax and rules).
-pub(crate) fn check_template(
-    field: &str,
-    template: &str,
-    known: &[&str],
-) -> Result<(), ValidationError> {
-    parse(field, template, known)?;
-    if template.split('/').any(|seg| seg == ".." || seg == ".") {
-        return Err(ValidationError::new(
-            field,
-            "must not contain '.' or '..' segments (the path must stay under its prefix)",
-        ));
-    }
-    if template.starts_with('/') {
-        return Err(ValidationError::new(
-            field,
-            "must be relative to the bucket (no leading '/')",
-        ));
-    }
-    Ok(())
-}
-
 /// `{fire_time}` spelling: basic ISO-8601 in UTC, safe in object keys.
 pub fn fire_time_token(t: DateTime<Utc>) -> String {
     t.format("%Y%m%dT%H%M%SZ").to_string()
@@ -111,41 +28,18 @@ pub fn fire_time_token(t: DateTime<Utc>) -> String {
 
 /// Render a checked template.
 pub fn render_path(template: &str, ctx: &FireContext<'_>) -> Result<String, ValidationError> {
-    let mut out = String::with_capacity(template.len() + 32);
-    for piece in parse("template.path", template, PLACEHOLDERS)? {
-        match piece {
-            Piece::Text(t) => out.push_str(t),
-            Piece::Var("instance") => out.push_str(&ctx.instance.instance),
-            Piece::Var("region") => out.push_str(&ctx.instance.region),
-            Piece::Var("date") => out.push_str(
-                &ctx.fire_time
-                    .with_timezone(&ctx.tz)
-                    .format("%Y-%m-%d")
-                    .to_string(),
-            ),
-            Piece::Var("fire_time") => out.push_str(&fire_time_token(ctx.fire_time)),
-            Piece::Var("schedule") => out.push_str(ctx.schedule),
-            Piece::Var(other) => unreachable!("parse rejects {other}"),
-        }
-    }
-    Ok(out)
-}
-
-/// Render a template checked with [`check_template`]: `value` expands each placeholder.
-pub(crate) fn render_template(
-    field: &str,
-    template: &str,
-    known: &[&str],
-    value: impl Fn(&str) -> String,
-) -> Result<String, ValidationError> {
-    let mut out = String::with_capacity(template.len() + 32);
-    for piece in parse(field, template, known)? {
-        match piece {
-            Piece::Text(t) => out.push_str(t),
-            Piece::Var(name) => out.push_str(&value(name)),
-        }
-    }
-    Ok(out)
+    render_template("template.path", template, PLACEHOLDERS, |name| match name {
+        "instance" => ctx.instance.instance.clone(),
+        "region" => ctx.instance.region.clone(),
+        "date" => ctx
+            .fire_time
+            .with_timezone(&ctx.tz)
+            .format("%Y-%m-%d")
+            .to_string(),
+        "fire_time" => fire_time_token(ctx.fire_time),
+        "schedule" => ctx.schedule.to_string(),
+        other => unreachable!("parse rejects {other}"),
+    })
 }
 
 /// The CreateDownload request of one fire for one instance. `backup` is the resolved

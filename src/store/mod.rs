@@ -10,6 +10,7 @@
 
 pub mod archives;
 pub mod console;
+pub mod enqueue_many;
 mod error;
 mod jobs;
 pub mod postgres;
@@ -21,6 +22,7 @@ pub(crate) use sql::lease_until;
 
 pub use archives::ArchiveStore;
 pub use console::ConsoleStore;
+pub use enqueue_many::JobBatchStore;
 pub use error::StoreError;
 pub use schedules::ScheduleStore;
 
@@ -244,7 +246,9 @@ const _: () = {
 
 /// The queue, on some database.
 #[async_trait]
-pub trait Store: ScheduleStore + ArchiveStore + ConsoleStore + Send + Sync + 'static {
+pub trait Store:
+    ScheduleStore + JobBatchStore + ArchiveStore + ConsoleStore + Send + Sync + 'static
+{
     /// `sqlite` or `postgres`, for logs and metrics labels.
     fn backend(&self) -> &'static str;
 

@@ -193,7 +193,107 @@ async fn spec_change_fences_the_advance(db: TestDb) {
     assert!(!ok, "version changed");
 }
 
+/// Set-based fire (issue 11): 200 schedules × 2 instances all due at the same minute, two
+/// schedulers racing with small batches, and a crashed earlier pass that had already
+/// enqueued the jobs of 10 schedules. Exactly one job and one history row per (schedule,
+/// fire time, instance); the pre-existing jobs come back as duplicates, not copies.
+async fn many_due_at_once_two_schedulers(db: TestDb) {
+    let t0 = utc("2026-06-01T00:00:00Z");
+    let fire = utc("2026-06-01T01:00:00Z");
+    let clock = ManualClock::new(t0);
+    let targets = Targets::list(&[
+        InstanceKey::new("cn-hangzhou", "rm-a"),
+        InstanceKey::new("cn-beijing", "rm-b"),
+    ]);
+    let mut schedules = Vec::new();
+    for i in 0..200 {
+        let mut spec = pitr_spec(&format!("many-{i}"), "0 * * * *", "UTC", "x");
+        spec.targets = targets.clone();
+        schedules.push(create(&db, spec, t0).await);
+    }
+    // The crashed pass: the jobs of the first 10 schedules exist, their cursors did not move.
+    let early: Vec<NewJob> = schedules[..10]
+        .iter()
+        .flat_map(|s| {
+            targets
+                .fixed_keys()
+                .unwrap()
+                .into_iter()
+                .map(move |k| (s.id, k))
+        })
+        .map(|(id, k)| {
+            let mut req =
+                dbs_archiver::model::DownloadRequest::example_full(&k.region, &k.instance, "");
+            req.bak_set_type = dbs_archiver::model::BakSetType::Pitr;
+            req.bak_set_id = None;
+            req.download_point_in_time = Some(fire.timestamp_millis());
+            let mut job = NewJob::new(req, dbs_archiver::model::JobSource::Schedule);
+            job.schedule_id = Some(id);
+            job.fire_time = Some(fire);
+            job
+        })
+        .collect();
+    let first = db.store.job_enqueue_many(&early).await.unwrap();
+    assert!(first.iter().all(|e| e.created));
+    // A repeat of the same batch creates nothing and returns the same jobs, in order.
+    let again = db.store.job_enqueue_many(&early).await.unwrap();
+    assert!(again.iter().all(|e| !e.created));
+    let ids = |v: &[dbs_archiver::store::Enqueued]| v.iter().map(|e| e.job.id).collect::<Vec<_>>();
+    assert_eq!(ids(&first), ids(&again));
+
+    let now = fire + chrono::Duration::milliseconds(300);
+    clock.set(now);
+    let a = Scheduler::new(
+        db.store.clone(),
+        Arc::new(clock.clone()),
+        Config {
+            batch_size: 16,
+            ..config("proc-a")
+        },
+    );
+    let b = Scheduler::new(
+        db.connect_again().await,
+        Arc::new(clock.clone()),
+        Config {
+            batch_size: 16,
+            ..config("proc-b")
+        },
+    );
+    let (ra, rb) = tokio::join!(a.run_once(now), b.run_once(now));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!((ra.errors, rb.errors), (0, 0));
+    assert_eq!(
+        ra.schedules + rb.schedules,
+        200,
+        "each schedule claimed once"
+    );
+    assert_eq!(ra.fires + rb.fires, 200);
+    assert_eq!(ra.jobs_created + rb.jobs_created, 190 * 2);
+    assert_eq!(ra.duplicates + rb.duplicates, 10 * 2);
+    let expected = 200 * 2;
+    assert_eq!(db.query_i64("SELECT count(*) FROM jobs").await, expected);
+    let distinct = db
+        .query_i64(
+            "SELECT count(*) FROM (SELECT DISTINCT schedule_id, fire_time, region, instance \
+             FROM jobs) d",
+        )
+        .await;
+    assert_eq!(distinct, expected);
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM schedule_runs WHERE outcome = 'enqueued'")
+            .await,
+        expected
+    );
+    for s in db.store.schedule_list().await.unwrap() {
+        assert_eq!(s.last_fire_time, Some(fire), "{}", s.spec.name);
+    }
+    // Nothing is due any more.
+    let (ra, rb) = tokio::join!(a.run_once(now), b.run_once(now));
+    assert_eq!(ra.unwrap().fires + rb.unwrap().fires, 0);
+}
+
 both_backends!(
+    many_due_at_once_two_schedulers,
     three_schedulers_race,
     dying_scheduler_loses_nothing,
     spec_change_fences_the_advance
