@@ -145,7 +145,7 @@ macro_rules! job_enqueue_many {
                 if jobs.is_empty() {
                     return Ok(Vec::new());
                 }
-                let now = chrono::Utc::now();
+                let now = self.now();
                 let mut out: Vec<Option<Enqueued>> = vec![None; jobs.len()];
                 let mut tx = $begin(self).await?;
                 for (c, chunk) in jobs.chunks(CHUNK).enumerate() {
@@ -153,34 +153,7 @@ macro_rules! job_enqueue_many {
                     let sql = insert_sql(chunk.len());
                     let mut q = sqlx::query(&sql);
                     for job in chunk {
-                        let r = &job.request;
-                        q = q
-                            .bind(&r.region)
-                            .bind(&r.instance)
-                            .bind(r.bak_set_type.as_str())
-                            .bind(&r.bak_set_id)
-                            .bind(r.bak_set_size)
-                            .bind(r.download_point_in_time)
-                            .bind(r.format.as_str())
-                            .bind(r.target_type.as_str())
-                            .bind(&r.target_bucket)
-                            .bind(&r.target_oss_region)
-                            .bind(&r.target_path)
-                            .bind(&r.cluster_name)
-                            .bind(&r.is_cluster)
-                            .bind(&r.admin_database)
-                            .bind(&r.primary_key_type_only)
-                            .bind(&r.use_zstd)
-                            .bind(r.is_physical)
-                            .bind(job.source.as_str())
-                            .bind(job.priority)
-                            .bind($time(job.run_at.unwrap_or(now)))
-                            .bind(job.max_attempts)
-                            .bind(&job.idempotency_key)
-                            .bind(job.schedule_id)
-                            .bind(job.fire_time.map($time))
-                            .bind($time(now))
-                            .bind(&r.sink);
+                        q = crate::store::jobs::bind_new_job!(q, job, now, $time);
                     }
                     let rows = q.fetch_all(&mut *tx).await?;
                     let mut created = rows.iter().map($job).collect::<Result<Vec<_>, _>>()?;

@@ -461,7 +461,6 @@ macro_rules! job_store {
                         job.idempotency_key.as_deref(),
                         job.run_at,
                     )?;
-                    let r = &job.request;
                     let now = self.now();
                     let mut tx = self.begin().await?;
                     if let Some(existing) = find_duplicate(&mut tx, &job).await? {
@@ -473,33 +472,7 @@ macro_rules! job_store {
                     // A racing enqueue with the same key commits first (PostgreSQL): DO
                     // NOTHING, then read it.
                     let sql = format!("{ENQUEUE_SQL}{JOB_COLUMNS}");
-                    let row = sqlx::query(&sql)
-                        .bind(&r.region)
-                        .bind(&r.instance)
-                        .bind(r.bak_set_type.as_str())
-                        .bind(&r.bak_set_id)
-                        .bind(r.bak_set_size)
-                        .bind(r.download_point_in_time)
-                        .bind(r.format.as_str())
-                        .bind(r.target_type.as_str())
-                        .bind(&r.target_bucket)
-                        .bind(&r.target_oss_region)
-                        .bind(&r.target_path)
-                        .bind(&r.cluster_name)
-                        .bind(&r.is_cluster)
-                        .bind(&r.admin_database)
-                        .bind(&r.primary_key_type_only)
-                        .bind(&r.use_zstd)
-                        .bind(r.is_physical)
-                        .bind(job.source.as_str())
-                        .bind(job.priority)
-                        .bind($t(job.run_at.unwrap_or(now)))
-                        .bind(job.max_attempts)
-                        .bind(&job.idempotency_key)
-                        .bind(job.schedule_id)
-                        .bind(job.fire_time.map($t))
-                        .bind($t(now))
-                        .bind(&r.sink)
+                    let row = crate::store::jobs::bind_new_job!(sqlx::query(&sql), &job, now, $t)
                         .fetch_optional(&mut *tx)
                         .await?;
                     let Some(row) = row else {
@@ -914,3 +887,41 @@ macro_rules! job_store {
     };
 }
 pub(crate) use job_store;
+
+/// Binds a [`NewJob`] to the 26 placeholders of one row of `ENQUEUE_SQL`'s column list, in
+/// order (`created_at` and `updated_at` share `now`); `$time` encodes a time for the
+/// backend. The one bind list of the single and the batch enqueue.
+macro_rules! bind_new_job {
+    ($q:expr, $job:expr, $now:expr, $time:path) => {{
+        let job: &crate::store::NewJob = $job;
+        let now = $now;
+        let r = &job.request;
+        $q.bind(&r.region)
+            .bind(&r.instance)
+            .bind(r.bak_set_type.as_str())
+            .bind(&r.bak_set_id)
+            .bind(r.bak_set_size)
+            .bind(r.download_point_in_time)
+            .bind(r.format.as_str())
+            .bind(r.target_type.as_str())
+            .bind(&r.target_bucket)
+            .bind(&r.target_oss_region)
+            .bind(&r.target_path)
+            .bind(&r.cluster_name)
+            .bind(&r.is_cluster)
+            .bind(&r.admin_database)
+            .bind(&r.primary_key_type_only)
+            .bind(&r.use_zstd)
+            .bind(r.is_physical)
+            .bind(job.source.as_str())
+            .bind(job.priority)
+            .bind($time(job.run_at.unwrap_or(now)))
+            .bind(job.max_attempts)
+            .bind(&job.idempotency_key)
+            .bind(job.schedule_id)
+            .bind(job.fire_time.map($time))
+            .bind($time(now))
+            .bind(&r.sink)
+    }};
+}
+pub(crate) use bind_new_job;
