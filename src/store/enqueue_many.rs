@@ -134,13 +134,7 @@ macro_rules! job_enqueue_many {
                 use crate::store::{Enqueued, StoreError};
                 use std::collections::HashMap;
                 for job in jobs {
-                    job.request.validate()?;
-                    crate::model::bounds::job_options(
-                        job.priority,
-                        job.max_attempts,
-                        job.idempotency_key.as_deref(),
-                        job.run_at,
-                    )?;
+                    job.validate()?;
                 }
                 if jobs.is_empty() {
                     return Ok(Vec::new());

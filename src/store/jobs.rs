@@ -454,13 +454,7 @@ macro_rules! job_store {
                 }
 
                 async fn job_enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
-                    job.request.validate()?;
-                    crate::model::bounds::job_options(
-                        job.priority,
-                        job.max_attempts,
-                        job.idempotency_key.as_deref(),
-                        job.run_at,
-                    )?;
+                    job.validate()?;
                     let now = self.now();
                     let mut tx = self.begin().await?;
                     if let Some(existing) = find_duplicate(&mut tx, &job).await? {

@@ -101,6 +101,18 @@ impl NewJob {
             fire_time: None,
         }
     }
+
+    /// The rules every entry point shares (the request's, then the job options'), checked
+    /// before any SQL so a bad job is a field-named error, not a database one.
+    pub fn validate(&self) -> Result<(), crate::model::ValidationError> {
+        self.request.validate()?;
+        crate::model::bounds::job_options(
+            self.priority,
+            self.max_attempts,
+            self.idempotency_key.as_deref(),
+            self.run_at,
+        )
+    }
 }
 
 /// What `job_enqueue` did.
