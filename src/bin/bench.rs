@@ -177,8 +177,8 @@ mod scheduler_bench {
         /// Schedules of a claimed batch worked on at once, per scheduler.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
-        /// Schedules claimed per batch.
-        #[arg(long, default_value_t = 100)]
+        /// Schedules claimed per batch (the service's default).
+        #[arg(long, default_value_t = dbs_archiver::scheduler::Config::default().batch_size)]
         batch: u32,
         #[arg(
             long,
@@ -287,8 +287,8 @@ mod scheduler_bench {
             },
             schedules,
             schedulers: 1,
-            concurrency: 8,
-            batch: 100,
+            concurrency: Config::default().concurrency,
+            batch: Config::default().batch_size,
             database_url: database_url.to_string(),
         };
         let db = crate::common::TempDb::create(backend, database_url, "sched").await?;
@@ -331,7 +331,7 @@ mod scheduler_bench {
             })
             .buffer_unordered(args.concurrency.max(1));
         while let Some(r) = created.next().await {
-            r?;
+            r.context("creating the schedules (set-up)")?;
         }
         let clock = Arc::new(FromInstant {
             start: Instant::now(),
@@ -355,8 +355,9 @@ mod scheduler_bench {
             })
             .collect();
         let started = Instant::now();
-        let reports =
-            futures::future::try_join_all(schedulers.iter().map(|s| s.run_once(due))).await?;
+        let reports = futures::future::try_join_all(schedulers.iter().map(|s| s.run_once(due)))
+            .await
+            .context("firing the schedules")?;
         let wall = started.elapsed().as_secs_f64();
         let mut lags: Vec<f64> = reports.iter().flat_map(|r| r.lags.clone()).collect();
         anyhow::ensure!(

@@ -8,15 +8,16 @@
 //! conflicts with `jobs_schedule_fire_unique` or the idempotency key is absorbed
 //! (`ON CONFLICT DO NOTHING`) and read back as `created = false`.
 
+use super::sql::Params;
 use super::{Enqueued, NewJob, StoreError};
 use async_trait::async_trait;
 
-/// Rows per `INSERT`: 26 parameters each stays under SQLite's 32,766 and PostgreSQL's
+/// Rows per `INSERT`: 27 parameters each stays under SQLite's 32,766 and PostgreSQL's
 /// 65,535 bind parameters.
 pub(crate) const CHUNK: usize = 500;
 
 /// Parameters of one job row in [`insert_sql`]'s `VALUES`.
-const PARAMS_PER_ROW: usize = 26;
+const PARAMS_PER_ROW: usize = 27;
 
 #[async_trait]
 pub trait JobBatchStore: Send + Sync {
@@ -28,8 +29,9 @@ pub trait JobBatchStore: Send + Sync {
     async fn job_enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>, StoreError>;
 }
 
-/// The multi-row `INSERT` for `rows` jobs (same columns and order as `job_enqueue`).
-pub(crate) fn insert_sql(rows: usize) -> String {
+/// The multi-row `INSERT` for `rows` jobs (same columns and order as `job_enqueue`), with
+/// the backend's parameter style.
+pub(crate) fn insert_sql(rows: usize, params: Params) -> String {
     let mut sql = String::from(
         "INSERT INTO jobs (region, instance, bak_set_type, bak_set_id, bak_set_size, \
          download_point_in_time, format, target_type, target_bucket, target_oss_region, \
@@ -38,16 +40,12 @@ pub(crate) fn insert_sql(rows: usize) -> String {
          schedule_id, fire_time, created_at, updated_at, sink) VALUES ",
     );
     for r in 0..rows {
-        let b = r * PARAMS_PER_ROW;
         if r > 0 {
             sql.push_str(", ");
         }
         sql.push('(');
-        for p in 1..=25 {
-            sql.push_str(&format!("${}, ", b + p));
-        }
-        // created_at = updated_at.
-        sql.push_str(&format!("${}, ${})", b + 25, b + 26));
+        sql.push_str(&params.list(r * PARAMS_PER_ROW + 1, PARAMS_PER_ROW));
+        sql.push(')');
     }
     sql.push_str(" ON CONFLICT DO NOTHING RETURNING ");
     sql.push_str(super::sql::JOB_COLUMNS);
@@ -111,7 +109,8 @@ impl MatchKey {
 }
 
 /// The [`JobBatchStore`] of one backend, expanded inside the backend's module (it uses the
-/// store's private write transaction and wake-up). `$begin(&store)` opens the write
+/// store's private write transaction and wake-up). `$params` is its parameter style
+/// ([`Params`]); `$begin(&store)` opens the write
 /// transaction; `$time` binds a time; `$job` decodes a job row; `$enqueued(&store, &jobs)`
 /// runs after the commit with the created jobs.
 macro_rules! job_enqueue_many {
@@ -120,7 +119,8 @@ macro_rules! job_enqueue_many {
         begin: $begin:path,
         time: $time:path,
         job: $job:path,
-        enqueued: $enqueued:path $(,)?
+        enqueued: $enqueued:path,
+        params: $params:expr $(,)?
     ) => {
         #[async_trait::async_trait]
         impl crate::store::enqueue_many::JobBatchStore for $store {
@@ -144,7 +144,7 @@ macro_rules! job_enqueue_many {
                 let mut tx = $begin(self).await?;
                 for (c, chunk) in jobs.chunks(CHUNK).enumerate() {
                     let base = c * CHUNK;
-                    let sql = insert_sql(chunk.len());
+                    let sql = insert_sql(chunk.len(), $params);
                     let mut q = sqlx::query(&sql);
                     for job in chunk {
                         q = crate::store::jobs::bind_new_job!(q, job, now, $time);

@@ -123,7 +123,7 @@ pub(crate) const ENQUEUE_SQL: &str = "INSERT INTO jobs (region, instance, bak_se
     primary_key_type_only, use_zstd, is_physical, source, priority, run_at, max_attempts, \
     idempotency_key, schedule_id, fire_time, created_at, updated_at, sink) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-    $17, $18, $19, $20, $21, $22, $23, $24, $25, $25, $26) ON CONFLICT DO NOTHING RETURNING ";
+    $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) ON CONFLICT DO NOTHING RETURNING ";
 
 pub(crate) const CANCEL_SQL: &str = "UPDATE jobs SET state = 'cancelled', finished_at = $1, \
     updated_at = $1, lease_owner = NULL, lease_expires_at = NULL \
@@ -882,8 +882,9 @@ macro_rules! job_store {
 }
 pub(crate) use job_store;
 
-/// Binds a [`NewJob`] to the 26 placeholders of one row of `ENQUEUE_SQL`'s column list, in
-/// order (`created_at` and `updated_at` share `now`); `$time` encodes a time for the
+/// Binds a [`NewJob`] to the 27 placeholders of one row of `ENQUEUE_SQL`'s column list, in
+/// order (`created_at` and `updated_at` are both `now`, bound twice so every parameter is
+/// used once, in order: see [`crate::store::sql::Params`]); `$time` encodes a time for the
 /// backend. The one bind list of the single and the batch enqueue.
 macro_rules! bind_new_job {
     ($q:expr, $job:expr, $now:expr, $time:path) => {{
@@ -914,6 +915,7 @@ macro_rules! bind_new_job {
             .bind(&job.idempotency_key)
             .bind(job.schedule_id)
             .bind(job.fire_time.map($time))
+            .bind($time(now))
             .bind($time(now))
             .bind(&r.sink)
     }};

@@ -11,6 +11,7 @@
 //! PostgreSQL TIMESTAMPTZ), how `spec` is read and written (TEXT / JSONB) and the row
 //! lock of the claim (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer).
 
+use super::sql::Params;
 use super::StoreError;
 use crate::model::schedule::{
     RunOutcome, Schedule, ScheduleId, ScheduleOrigin, ScheduleRun, ScheduleSpec, SkipReason,
@@ -216,20 +217,12 @@ pub(crate) fn spec_json(spec: &ScheduleSpec) -> String {
 /// bind-parameter limits).
 const CHUNK: usize = 1000;
 
-/// `($1, $2, …), (…)`: `rows` tuples of `width` numbered parameters.
-pub(crate) fn values_list(rows: usize, width: usize) -> String {
-    let mut out = String::with_capacity(rows * width * 5);
-    for r in 0..rows {
-        out.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 1..=width {
-            if c > 1 {
-                out.push_str(", ");
-            }
-            out.push_str(&format!("${}", r * width + c));
-        }
-        out.push(')');
-    }
-    out
+/// `($1, $2, …), (…)`: `rows` tuples of `width` parameters in the backend's style.
+pub(crate) fn values_list(rows: usize, width: usize, params: Params) -> String {
+    (0..rows)
+        .map(|r| format!("({})", params.list(r * width + 1, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `chunks` of at most [`CHUNK`] items.
@@ -261,7 +254,8 @@ pub(crate) fn lease_until(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> 
 /// The [`ScheduleStore`] of one backend. `$store` has a `pool`; `$row` is its row type;
 /// `$time` binds a time; `$opt_time` reads a nullable time column; `$spec_out` selects
 /// `spec` as text; `$spec_in` follows the bound spec parameter (a cast, or nothing);
-/// `$lock` ends the claim's sub-select.
+/// `$lock` ends the claim's sub-select; `$params` is the backend's parameter style for the
+/// multi-row statements ([`Params`]).
 macro_rules! schedule_store {
     (
         store: $store:ty,
@@ -270,7 +264,8 @@ macro_rules! schedule_store {
         opt_time: $opt_time:path,
         spec_out: $spec_out:literal,
         spec_in: $spec_in:literal,
-        lock: $lock:literal $(,)?
+        lock: $lock:literal,
+        params: $params:expr $(,)?
     ) => {
         use crate::model::schedule::{Schedule, ScheduleId, ScheduleRun};
         use crate::model::{InstanceKey, JobId};
@@ -486,7 +481,7 @@ macro_rules! schedule_store {
                          WHERE id = v.sid AND last_fire_time IS NOT DISTINCT FROM v.expected_last \
                            AND version = v.expected_version \
                          RETURNING id",
-                        values_list(chunk.len(), 6)
+                        values_list(chunk.len(), 6, $params)
                     );
                     let mut q = sqlx::query_scalar::<_, i64>(&sql);
                     for p in chunk {
@@ -536,7 +531,7 @@ macro_rules! schedule_store {
                          VALUES {} \
                          ON CONFLICT (schedule_id, fire_time, region, instance) DO NOTHING \
                          RETURNING schedule_id, fire_time, region, instance",
-                        values_list(chunk.len(), 9)
+                        values_list(chunk.len(), 9, $params)
                     );
                     let mut q = sqlx::query(&sql);
                     for r in chunk {
@@ -614,13 +609,13 @@ macro_rules! schedule_store {
             ) -> Result<Vec<UnfinishedJob>, StoreError> {
                 let mut out = Vec::new();
                 for chunk in chunks(schedule_ids) {
-                    let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                    let params = $params.list(1, chunk.len());
                     let sql = format!(
                         "SELECT schedule_id, region, instance, fire_time, id FROM jobs \
                          WHERE schedule_id IS NOT NULL AND schedule_id IN ({}) \
                            AND state IN ('queued', 'submitting', 'running') \
                          ORDER BY id",
-                        params.join(", ")
+                        params
                     );
                     let mut q = sqlx::query(&sql);
                     for id in chunk {

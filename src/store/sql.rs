@@ -24,6 +24,38 @@ pub(crate) const JOB_STATE_SQL: &str = "SELECT state FROM jobs WHERE id = $1";
 pub(crate) const JOB_DELETE_SQL: &str =
     "DELETE FROM jobs WHERE id = $1 AND state IN ('succeeded', 'failed', 'cancelled')";
 
+/// How a backend writes the bind parameters of the long multi-row statements built at run
+/// time (batch enqueue, schedule history and advances). SQLite finds a *named* parameter
+/// (`$n`, `?n`) by walking the list of all of them, so binding thousands costs quadratic
+/// time (it was 45 % of a 10k-schedule fire pass at batch 1,000); anonymous `?` parameters
+/// are bound by position for free. PostgreSQL only knows `$n`. Either way the parameters
+/// are written and bound in order, each once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Params {
+    /// `$1, $2, …` (PostgreSQL).
+    Numbered,
+    /// `?, ?, …` (SQLite).
+    Anonymous,
+}
+
+impl Params {
+    /// Parameter `n` (1-based).
+    pub(crate) fn nth(self, n: usize) -> String {
+        match self {
+            Params::Numbered => format!("${n}"),
+            Params::Anonymous => "?".to_string(),
+        }
+    }
+
+    /// `count` parameters from `first` on, comma-separated.
+    pub(crate) fn list(self, first: usize, count: usize) -> String {
+        (first..first + count)
+            .map(|n| self.nth(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// Name of the partial unique index behind invariant 1.
 pub(crate) const ONE_ACTIVE_INDEX: &str = "jobs_one_active_per_instance";
 

@@ -22,6 +22,7 @@ crate::store::schedules::schedule_store!(
     spec_out: "spec::text AS spec",
     spec_in: "::jsonb",
     lock: " FOR UPDATE SKIP LOCKED",
+    params: crate::store::sql::Params::Numbered,
 );
 
 async fn begin_write(
@@ -40,4 +41,5 @@ crate::store::enqueue_many::job_enqueue_many!(
     time: at,
     job: super::rows::job,
     enqueued: enqueued,
+    params: crate::store::sql::Params::Numbered,
 );

@@ -24,6 +24,7 @@ crate::store::schedules::schedule_store!(
     spec_out: "spec",
     spec_in: "",
     lock: "",
+    params: crate::store::sql::Params::Anonymous,
 );
 
 async fn begin_write(
@@ -47,4 +48,5 @@ crate::store::enqueue_many::job_enqueue_many!(
     time: ms,
     job: super::rows::job,
     enqueued: enqueued,
+    params: crate::store::sql::Params::Anonymous,
 );
