@@ -48,6 +48,12 @@ pub(crate) async fn run(
         let mut version: Option<i64> = None;
         let mut newest = newest_job(&mut conn).await;
         let mut stamp = file.as_deref().map(stamp_of);
+        // Whether the current stamp has been looked at again after it stopped changing. A
+        // commit writes its WAL frames (moving the stamp) a moment before it becomes
+        // visible, so a check that raced it can read the old `data_version`: one more check
+        // once the stamp is stable sees it. Without this a SQL INSERT was sometimes missed
+        // until the next write (`plain_sql_insert_wakes_the_sqlite_notifier`, under load).
+        let mut confirmed = false;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -55,10 +61,12 @@ pub(crate) async fn run(
             }
             if let Some(path) = file.as_deref() {
                 let now = stamp_of(path);
-                if stamp.as_ref() == Some(&now) && version.is_some() {
+                let settled = stamp.as_ref() == Some(&now);
+                stamp = Some(now);
+                if settled && confirmed && version.is_some() {
                     continue; // neither the file nor its WAL changed: nothing committed
                 }
-                stamp = Some(now);
+                confirmed = settled;
             }
             let now = match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
                 .fetch_one(&mut conn)
