@@ -4,8 +4,7 @@
 
 use super::*;
 use crate::helpers::db::both_backends;
-use dbs_archiver::clock::SystemClock;
-use dbs_archiver::dbs::{DbsClient, DbsClientConfig};
+use crate::worker::client_for;
 use dbs_archiver::model::{BakSetType, InstanceKey};
 use dbs_archiver::scheduler::model::{RunOutcome, SkipReason, Targets};
 use dbs_archiver::sim::{BackupSetSpec, InstanceSpec, SimConfig, Simulator};
@@ -39,16 +38,7 @@ async fn latest_full_against_the_simulator(db: TestDb) {
         .unwrap()
         .clone();
     let sim = Simulator::start(config, "127.0.0.1:0").await.unwrap();
-    let client = DbsClient::with_clock(
-        DbsClientConfig {
-            endpoint_override: Some(sim.endpoint()),
-            rds_endpoint_override: Some(sim.endpoint()),
-            ..DbsClientConfig::default()
-        },
-        sim.credentials_provider(),
-        Arc::new(SystemClock),
-    )
-    .unwrap();
+    let client = client_for(&sim, None);
 
     // The scheduler's clock is independent of the client's (which signs with real time).
     let clock = ManualClock::new(utc("2026-01-01T00:00:30Z"));
@@ -98,18 +88,7 @@ async fn failed_batch_ends_the_pass(db: TestDb) {
         ..dbs_archiver::sim::FaultRule::probability(1.0)
     };
     let sim = Simulator::start(sim_config, "127.0.0.1:0").await.unwrap();
-    let client = Arc::new(
-        DbsClient::with_clock(
-            DbsClientConfig {
-                endpoint_override: Some(sim.endpoint()),
-                rds_endpoint_override: Some(sim.endpoint()),
-                ..DbsClientConfig::default()
-            },
-            sim.credentials_provider(),
-            Arc::new(SystemClock),
-        )
-        .unwrap(),
-    );
+    let client = Arc::new(client_for(&sim, None));
     let clock = ManualClock::new(utc("2026-01-01T00:00:30Z"));
     for name in ["out-a", "out-b", "out-c"] {
         let mut spec = pitr_spec(name, "* * * * *", "UTC", "rm-demo0001");
