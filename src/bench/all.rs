@@ -350,7 +350,12 @@ pub async fn run(args: AllArgs) -> anyhow::Result<()> {
         .await
         {
             Ok(i) => {
-                println!("{:.2}% CPU, {:.1} MiB RSS", i.cpu_percent, i.rss_mib_max);
+                println!(
+                    "{:.2}% CPU (+ {:.2}% in its database backends), {:.1} MiB RSS",
+                    i.cpu_percent,
+                    i.database_cpu_percent.unwrap_or(0.0),
+                    i.rss_mib_max
+                );
                 r.idle.push(i);
             }
             Err(e) => fail(&mut r.errors, format!("idle {}", b.name()), e),
@@ -511,11 +516,14 @@ pub fn table(r: &Results) -> String {
     for i in &r.idle {
         let _ = writeln!(
             t,
-            "| idle serve, {} future jobs, {:.0} s window | {} | **{:.2}% CPU**, RSS {:.1} MiB (mean {:.1}) |",
+            "| idle serve, {} future jobs, {:.0} s window | {} | **{:.2}% CPU**{}, RSS {:.1} MiB (mean {:.1}) |",
             i.future_jobs,
             i.window_seconds,
             i.backend.name(),
-            i.cpu_percent,
+            i.cpu_percent + i.database_cpu_percent.unwrap_or(0.0),
+            i.database_cpu_percent
+                .map(|d| format!(" (serve {:.2}% + PostgreSQL {d:.2}%)", i.cpu_percent))
+                .unwrap_or_default(),
             i.rss_mib_max,
             i.rss_mib_mean
         );

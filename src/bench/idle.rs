@@ -13,7 +13,13 @@ pub struct IdleResult {
     pub backend: Backend,
     pub future_jobs: u32,
     pub window_seconds: f64,
+    /// The `serve` process alone.
     pub cpu_percent: f64,
+    /// PostgreSQL's backends serving this database over the same window (the queries the
+    /// service sends run there, not in its process); `None` on SQLite, where they are in
+    /// `cpu_percent` already.
+    #[serde(default)]
+    pub database_cpu_percent: Option<f64>,
     pub rss_mib_mean: f64,
     pub rss_mib_max: f64,
 }
@@ -130,6 +136,7 @@ pub async fn round(
         }
         let tck = clock_ticks();
         let t0 = cpu_ticks(pid)?;
+        let backends0 = backend_ticks(&db).await?;
         let started = Instant::now();
         let mut rss = Vec::new();
         while started.elapsed() < window {
@@ -137,7 +144,15 @@ pub async fn round(
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         let t1 = cpu_ticks(pid)?;
+        let backends1 = backend_ticks(&db).await?;
         let secs = started.elapsed().as_secs_f64();
+        // A backend that started inside the window counts from zero.
+        let database_ticks = backends1.map(|b1| {
+            let b0 = backends0.unwrap_or_default();
+            b1.iter()
+                .map(|(p, t)| t - b0.get(p).copied().unwrap_or(0).min(*t))
+                .sum::<u64>()
+        });
         rss.push(rss_kib(pid)? as f64 / 1024.0);
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -155,6 +170,7 @@ pub async fn round(
             future_jobs,
             window_seconds: secs,
             cpu_percent: (t1 - t0) as f64 / tck / secs * 100.0,
+            database_cpu_percent: database_ticks.map(|t| t as f64 / tck / secs * 100.0),
             rss_mib_mean: rss.iter().sum::<f64>() / rss.len() as f64,
             rss_mib_max: rss.iter().copied().fold(0.0, f64::max),
         })
@@ -162,4 +178,26 @@ pub async fn round(
     .await;
     db.drop_db().await?;
     result
+}
+
+/// CPU ticks of each PostgreSQL backend connected to `db` (by pid), read from /proc: the
+/// server runs on this machine. `None` for SQLite.
+async fn backend_ticks(db: &TempDb) -> anyhow::Result<Option<std::collections::HashMap<i32, u64>>> {
+    if db.backend != Backend::Postgres {
+        return Ok(None);
+    }
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await?;
+    let pids: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    conn.close().await?;
+    Ok(Some(
+        pids.into_iter()
+            .filter_map(|p| cpu_ticks(p as u32).ok().map(|t| (p, t)))
+            .collect(),
+    ))
 }

@@ -632,12 +632,15 @@ macro_rules! job_store {
                     )
                     .fetch_all(&self.pool)
                     .await?;
-                    let (oldest_due,): (Option<$stored>,) = sqlx::query_as(
-                        "SELECT min(run_at) FROM jobs WHERE state = 'queued' AND run_at <= $1",
-                    )
-                    .bind($t(now))
+                    // The oldest queued job, due or not, from its index (a `run_at <= now`
+                    // filter would make the planner read every queued job); due is decided
+                    // below.
+                    let (oldest_queued,): (Option<$stored>,) = sqlx::query_as(&format!(
+                        "SELECT min(run_at) FROM jobs{QUEUED_BY_RUN_AT} WHERE state = 'queued'"
+                    ))
                     .fetch_one(&self.pool)
                     .await?;
+                    let oldest_due = oldest_queued.filter(|t| *t <= $t(now));
                     let (blocked, oldest_block): (i64, Option<$stored>) = sqlx::query_as(
                         "SELECT count(*), min(blocked_at) FROM instances WHERE blocked",
                     )

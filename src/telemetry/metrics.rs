@@ -46,6 +46,9 @@ pub const JOB_TRANSITIONS: &str = "dbs_archiver_job_transitions_total";
 pub const DISPATCH_ERRORS: &str = "dbs_archiver_dispatch_errors_total";
 /// Collector rounds that failed to read the database.
 pub const COLLECTOR_ERRORS: &str = "dbs_archiver_collector_errors_total";
+/// How long the collector's last round took: the next round waits at least 100 times that
+/// (the collector's pacing), so this also says how stale the database-derived gauges may be.
+pub const COLLECTOR_ROUND: &str = "dbs_archiver_collector_round_seconds";
 /// Admin API requests, by `method`, `route` (template) and `status`.
 pub const API_REQUESTS: &str = "dbs_archiver_api_requests_total";
 /// Their latency, by `method` and `route`.
@@ -175,6 +178,11 @@ pub fn describe_all() {
         COLLECTOR_ERRORS,
         "Collector rounds that could not read the database."
     );
+    describe_gauge!(
+        COLLECTOR_ROUND,
+        Unit::Seconds,
+        "Duration of the collector's last round; the next waits at least 100 times that."
+    );
     describe_counter!(
         API_REQUESTS,
         "Admin API requests, by method, route and status."
@@ -231,6 +239,7 @@ pub fn describe_all() {
         OLDEST_QUEUED_AGE,
         INSTANCES_BLOCKED,
         INSTANCE_BLOCKED_MAX_AGE,
+        COLLECTOR_ROUND,
     ] {
         ::metrics::gauge!(name).set(0.0);
     }

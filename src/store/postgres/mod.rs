@@ -30,6 +30,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 /// (it keeps trying in the background).
 const LISTENER_READY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Dialect hook of the collector's oldest-queued read: PostgreSQL's planner finds the
+/// partial index `jobs_queued_run_at` by itself.
+const QUEUED_BY_RUN_AT: &str = "";
+
 /// The scale-out backend: any number of processes on one database.
 #[derive(Debug, Clone)]
 pub struct PgStore {

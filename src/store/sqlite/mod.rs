@@ -32,6 +32,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 /// How long a writer waits for another one before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Dialect hook of the collector's oldest-queued read: without statistics SQLite's planner
+/// takes `jobs_state_id` for `state = 'queued'` and reads every queued row; the partial
+/// index on `run_at` answers it in one probe.
+const QUEUED_BY_RUN_AT: &str = " INDEXED BY jobs_queued_run_at";
+
 /// The embedded backend: one process per database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {

@@ -196,3 +196,66 @@ async fn eight_claimers_on_sqlite() {
     let db = sqlite().await;
     race(&db, vec![db.store.clone()]).await;
 }
+
+/// Writers racing to create the same new instances (migration 0011 creates an instance with
+/// its bookkeeping computed, and only a writer that finds the row locks and recomputes
+/// it): whoever commits first, every instance ends with the head its queued jobs give and
+/// the claim takes every job.
+async fn enqueues_racing_on_new_instances_keep_the_bookkeeping(db: TestDb) {
+    const WRITERS: usize = 8;
+    const INSTANCES: usize = 20;
+    let inserts = (0..WRITERS).map(|w| {
+        // Each writer names the instances in its own order, several jobs per statement.
+        let rows: Vec<String> = (0..INSTANCES)
+            .map(|i| (i * 7 + w * 3) % INSTANCES)
+            .map(|i| {
+                format!(
+                    "('cn-hangzhou', 'rm-new-{i}', 'full', '{}', 'CSV', 'URL', {})",
+                    1000 + w,
+                    (w % 3) as i64 - 1
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO jobs (region, instance, bak_set_type, bak_set_id, format, \
+             target_type, priority) VALUES {}",
+            rows.join(", ")
+        );
+        let db = &db;
+        async move { db.exec(&sql).await }
+    });
+    for r in futures::future::join_all(inserts).await {
+        r.expect("a racing enqueue");
+    }
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM instances WHERE instance LIKE 'rm-new-%'")
+            .await,
+        INSTANCES as i64
+    );
+    // The bookkeeping is what a recompute from the jobs gives.
+    assert_eq!(
+        db.query_i64(
+            "SELECT count(*) FROM instances i WHERE i.instance LIKE 'rm-new-%' \
+             AND (i.active_job_id IS NOT NULL OR i.head_job_id IS DISTINCT FROM ( \
+               SELECT j.id FROM jobs j WHERE j.region = i.region \
+                 AND j.instance = i.instance AND j.state = 'queued' \
+               ORDER BY j.priority DESC, j.run_at, j.id LIMIT 1))"
+        )
+        .await,
+        0
+    );
+    // And the claim reaches every instance.
+    let claimed = db
+        .store
+        .job_claim(&ClaimParams {
+            owner: "t".into(),
+            limit: 100,
+            lease: Duration::from_secs(60),
+            now: Utc::now() + chrono::Duration::seconds(1),
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), INSTANCES);
+}
+
+crate::helpers::db::both_backends!(enqueues_racing_on_new_instances_keep_the_bookkeeping);

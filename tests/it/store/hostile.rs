@@ -109,6 +109,40 @@ async fn request_rules_match_the_api(db: TestDb) {
     refused(&db, "cluster_name", "'dds x'", "jobs_cluster_name_valid_id").await;
     refused(&db, "admin_database", "'a.b'", "jobs_admin_database_name").await;
     refused(&db, "use_zstd", "'yes'", "jobs_use_zstd_flag").await;
+    // The lengths of the rules, at both edges (PostgreSQL tests a length and an unbounded
+    // pattern, migration 0011; SQLite and the API a bounded one): one past is refused...
+    for (col, val, rule) in [
+        (
+            "cluster_name",
+            "c".repeat(129),
+            "jobs_cluster_name_valid_id",
+        ),
+        ("cluster_name", String::new(), "jobs_cluster_name_valid_id"),
+        ("target_bucket", "ab".into(), "jobs_target_bucket_name"),
+        ("target_bucket", "b".repeat(64), "jobs_target_bucket_name"),
+        ("target_bucket", "-bucket".into(), "jobs_target_bucket_name"),
+        ("admin_database", "d".repeat(65), "jobs_admin_database_name"),
+        ("admin_database", String::new(), "jobs_admin_database_name"),
+        (
+            "idempotency_key",
+            String::new(),
+            "jobs_idempotency_key_valid",
+        ),
+    ] {
+        refused(&db, col, &format!("'{val}'"), rule).await;
+    }
+    // ...and the edge itself is accepted.
+    for (col, val) in [
+        ("cluster_name", "c".repeat(128)),
+        ("target_bucket", "abc".into()),
+        ("target_bucket", "b".repeat(63)),
+        ("admin_database", "d".repeat(64)),
+        ("idempotency_key", "k".repeat(255)),
+    ] {
+        let sql = format!("INSERT INTO jobs ({COLS}, {col}) VALUES ({VALS}, '{val}')");
+        db.exec(&sql).await.expect(&sql);
+        db.exec("DELETE FROM jobs").await.unwrap();
+    }
     refused(
         &db,
         "idempotency_key",
