@@ -622,6 +622,10 @@ macro_rules! job_store {
                     crate::store::sql::parse_counts(found, "jobs.state")
                 }
 
+                async fn change_stamp(&self) -> Result<Option<String>, StoreError> {
+                    self.stamp().await
+                }
+
                 async fn queue_snapshot(
                     &self,
                     now: DateTime<Utc>,
@@ -640,7 +644,8 @@ macro_rules! job_store {
                     ))
                     .fetch_one(&self.pool)
                     .await?;
-                    let oldest_due = oldest_queued.filter(|t| *t <= $t(now));
+                    let oldest_queued = oldest_queued.and_then($read);
+                    let oldest_due = oldest_queued.filter(|t| *t <= now);
                     let (blocked, oldest_block): (i64, Option<$stored>) = sqlx::query_as(
                         "SELECT count(*), min(blocked_at) FROM instances WHERE blocked",
                     )
@@ -660,7 +665,8 @@ macro_rules! job_store {
                     .await?;
                     Ok(QueueSnapshot {
                         by_state: crate::store::sql::parse_counts(by_state, "jobs.state")?,
-                        oldest_due_queued: oldest_due.and_then($read),
+                        oldest_due_queued: oldest_due,
+                        oldest_queued,
                         blocked_instances: blocked,
                         oldest_block: oldest_block.and_then($read),
                         max_job_id: max_id,

@@ -224,6 +224,9 @@ pub struct QueueSnapshot {
     pub by_state: Vec<(JobState, i64)>,
     /// `run_at` of the longest-waiting due `queued` job (`run_at <= now`).
     pub oldest_due_queued: Option<DateTime<Utc>>,
+    /// `run_at` of the earliest `queued` job, due or not: with it a reused snapshot can say
+    /// what is due at a later `now`.
+    pub oldest_queued: Option<DateTime<Utc>>,
     /// Instances currently blocked.
     pub blocked_instances: i64,
     /// `blocked_at` of the instance blocked longest.
@@ -317,6 +320,16 @@ pub trait Store:
 
     /// Number of jobs per state (for metrics and the status page).
     async fn job_count_by_state(&self) -> Result<Vec<(JobState, i64)>, StoreError>;
+
+    /// A value that changes whenever jobs, instances or schedules change, or `None` when
+    /// this backend cannot tell. The collector re-reads its aggregates (which read the whole
+    /// jobs table) only when it moved. SQLite: the database file's and WAL's modification
+    /// time and size. PostgreSQL: the tables' row-change counters from the statistics
+    /// system, which a backend publishes within about a second of going idle (at most
+    /// 10 s later). Either can miss a change (a write within one mtime tick that leaves
+    /// the sizes alone; a busy backend holding its counters back), so the collector also
+    /// re-reads every few rounds whatever the stamp says.
+    async fn change_stamp(&self) -> Result<Option<String>, StoreError>;
 
     /// Gauges for the metrics collector, plus the jobs created since `after_id` by source
     /// (counts SQL `INSERT`s, which bypass our code). Read-only; cheap on a large backlog.

@@ -26,7 +26,23 @@ pub struct Collector {
     interval: Duration,
     /// Highest job id counted so far; `None` until the first round sets the baseline.
     watermark: Option<JobId>,
+    /// The last full read: the store's change stamp then, the snapshot, and the rounds
+    /// that reused it since.
+    last: Option<LastRead>,
 }
+
+/// What a round that finds the database unchanged publishes again.
+struct LastRead {
+    stamp: String,
+    snapshot: QueueSnapshot,
+    schedules: Vec<(String, f64)>,
+    reused: u32,
+}
+
+/// Rounds that may reuse a read whose stamp has not moved before one reads anyway (a
+/// stamp can miss a change: see [`crate::store::Store::change_stamp`]); at the default
+/// interval the gauges are then at most a minute behind such a change.
+pub const REUSE_AT_MOST: u32 = 5;
 
 impl Collector {
     pub fn new(store: DynStore, clock: DynClock, interval: Duration) -> Self {
@@ -35,13 +51,29 @@ impl Collector {
             clock,
             interval,
             watermark: None,
+            last: None,
         }
     }
 
     /// One round: read the snapshot and publish it. The first round only sets the id
     /// baseline (jobs that existed before this process started are not "enqueued" now).
+    /// When the store's change stamp has not moved since the last read, the last read is
+    /// published again (with what is due recomputed for now) instead of read: the counts
+    /// read the whole jobs table, and an idle service's database does not change.
     pub async fn run_once(&mut self) -> Result<QueueSnapshot, StoreError> {
         let now = self.clock.now();
+        let stamp = self.store.change_stamp().await?;
+        if let (Some(stamp), Some(last)) = (&stamp, &mut self.last) {
+            if *stamp == last.stamp && last.reused < REUSE_AT_MOST {
+                last.reused += 1;
+                let mut snap = last.snapshot.clone();
+                snap.oldest_due_queued = snap.oldest_queued.filter(|t| *t <= now);
+                snap.new_by_source.clear();
+                let schedules = last.schedules.clone();
+                self.publish(now, &snap, &schedules);
+                return Ok(snap);
+            }
+        }
         if self.watermark.is_none() {
             // First round: cloud series for every region we will call, at 0.
             let regions: std::collections::BTreeSet<String> = self
@@ -57,6 +89,38 @@ impl Collector {
         }
         let after = self.watermark.unwrap_or(JobId::MAX);
         let snap = self.store.queue_snapshot(now, after).await?;
+        let schedules: Vec<(String, f64)> = self
+            .store
+            .schedule_list()
+            .await?
+            .into_iter()
+            .map(|s| {
+                let next = match (s.enabled, s.next_fire_time) {
+                    (true, Some(t)) => t.timestamp() as f64,
+                    _ => 0.0,
+                };
+                (s.spec.name, next)
+            })
+            .collect();
+        self.publish(now, &snap, &schedules);
+        // Ids only grow; a pruned or empty table never moves the watermark back.
+        self.watermark = Some(self.watermark.unwrap_or(0).max(snap.max_job_id));
+        self.last = stamp.map(|stamp| LastRead {
+            stamp,
+            snapshot: snap.clone(),
+            schedules,
+            reused: 0,
+        });
+        Ok(snap)
+    }
+
+    /// Set the gauges from a snapshot, and count the enqueues it found.
+    fn publish(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        snap: &QueueSnapshot,
+        schedules: &[(String, f64)],
+    ) {
         for state in JobState::ALL {
             let n = snap
                 .by_state
@@ -79,17 +143,9 @@ impl Collector {
                 }
             }
         }
-        for schedule in self.store.schedule_list().await? {
-            let next = match (schedule.enabled, schedule.next_fire_time) {
-                (true, Some(t)) => t.timestamp() as f64,
-                _ => 0.0,
-            };
-            ::metrics::gauge!(m::SCHEDULE_NEXT_FIRE, "schedule" => schedule.spec.name.clone())
-                .set(next);
+        for (name, next) in schedules {
+            ::metrics::gauge!(m::SCHEDULE_NEXT_FIRE, "schedule" => name.clone()).set(*next);
         }
-        // Ids only grow; a pruned or empty table never moves the watermark back.
-        self.watermark = Some(self.watermark.unwrap_or(0).max(snap.max_job_id));
-        Ok(snap)
     }
 
     /// Run until `stop`: a failed round is logged and counted, never fatal. Rounds are

@@ -89,6 +89,20 @@ impl PgStore {
         Ok(self.pool.begin().await?)
     }
 
+    /// The change stamp: rows inserted, updated and deleted in the tables the collector
+    /// reads, from the statistics system (reading them writes nothing).
+    async fn stamp(&self) -> Result<Option<String>, StoreError> {
+        let stamp: Option<String> = sqlx::query_scalar(
+            "SELECT string_agg(concat_ws(':', relid, n_tup_ins, n_tup_upd, n_tup_del), ',' \
+                               ORDER BY relid) \
+             FROM pg_stat_user_tables \
+             WHERE relid IN ('jobs'::regclass, 'instances'::regclass, 'schedules'::regclass)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(stamp)
+    }
+
     async fn has_migrations_table(&self) -> Result<bool, StoreError> {
         let table: Option<String> =
             sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")

@@ -44,6 +44,8 @@ pub struct SqliteStore {
     notify: Arc<tokio::sync::Notify>,
     /// The newest job id this store enqueued (its own inserts wake the workers directly).
     own_newest: Arc<std::sync::atomic::AtomicI64>,
+    /// The database file (`None` in memory): its stamp is the store's change stamp.
+    file: Option<std::path::PathBuf>,
     /// Stops the change watcher (`watch`) when the last handle drops.
     _watch: Arc<tokio_util::sync::DropGuard>,
     /// Where every stamp the store writes comes from.
@@ -70,7 +72,7 @@ impl SqliteStore {
         let file = lock::database_path(url).ok().flatten();
         tokio::spawn(watch::run(
             options,
-            file,
+            file.clone(),
             notify.clone(),
             own_newest.clone(),
             stop.clone(),
@@ -79,6 +81,7 @@ impl SqliteStore {
             pool,
             notify,
             own_newest,
+            file,
             _watch: Arc::new(stop.drop_guard()),
             clock: Arc::new(crate::clock::SystemClock),
         })
@@ -98,6 +101,23 @@ impl SqliteStore {
         self.own_newest
             .fetch_max(id, std::sync::atomic::Ordering::Relaxed);
         self.wake();
+    }
+
+    /// The change stamp: the file's and the WAL's modification time and size, which every
+    /// commit moves (the watcher's test, `watch::stamp_of`). A file modified within the
+    /// last second has no stamp yet: a commit in the same mtime tick as this look, which
+    /// leaves the sizes alone, would otherwise go unseen until the next change.
+    async fn stamp(&self) -> Result<Option<String>, StoreError> {
+        let Some(file) = self.file.as_deref() else {
+            return Ok(None);
+        };
+        let stamp = watch::stamp_of(file);
+        let settled = stamp.iter().flatten().all(|(modified, _)| {
+            modified
+                .elapsed()
+                .is_ok_and(|age| age >= std::time::Duration::from_secs(1))
+        });
+        Ok(settled.then(|| format!("{stamp:?}")))
     }
 
     async fn has_migrations_table(&self) -> Result<bool, StoreError> {

@@ -95,7 +95,7 @@ pub(crate) async fn run(
 /// one of them.
 type Stamp = [Option<(std::time::SystemTime, u64)>; 2];
 
-fn stamp_of(db: &Path) -> Stamp {
+pub(crate) fn stamp_of(db: &Path) -> Stamp {
     let of = |p: &Path| {
         std::fs::metadata(p)
             .ok()

@@ -57,3 +57,55 @@ async fn snapshot_counts_states_ages_blocks_and_new_jobs(db: TestDb) {
 }
 
 both_backends!(snapshot_counts_states_ages_blocks_and_new_jobs);
+
+/// The store's stamp once it stops moving (SQLite: a second after the last write;
+/// PostgreSQL: once the row counters are published).
+async fn settled_stamp(store: &dbs_archiver::store::DynStore) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let first = store.change_stamp().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        let second = store.change_stamp().await.unwrap();
+        if let (Some(a), Some(b)) = (&first, &second) {
+            if a == b {
+                return b.clone();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change stamp never settled: {first:?} {second:?}"
+        );
+    }
+}
+
+/// The collector re-reads only when the change stamp moved: reads leave it alone, a plain
+/// SQL `INSERT` from another client moves it.
+async fn change_stamp_moves_with_writes_not_reads(db: TestDb) {
+    let store = &db.store;
+    db.enqueue("rm-a").await;
+    let settled = settled_stamp(store).await;
+    store.queue_snapshot(Utc::now(), 0).await.unwrap();
+    store.job_list(&Default::default()).await.unwrap();
+    store.schedule_list().await.unwrap();
+    assert_eq!(
+        settled_stamp(store).await,
+        settled,
+        "a read moved the stamp"
+    );
+    db.exec(
+        "INSERT INTO jobs (region, instance, bak_set_type, bak_set_id, format, target_type) \
+         VALUES ('cn-hangzhou', 'rm-s', 'full', '1', 'CSV', 'URL')",
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store.change_stamp().await.unwrap().as_ref() == Some(&settled) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an INSERT did not move the stamp"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+both_backends!(change_stamp_moves_with_writes_not_reads);
