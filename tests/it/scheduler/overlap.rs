@@ -47,6 +47,18 @@ async fn overlap_skip_is_recorded(db: TestDb) {
         fires,
         vec![utc("2026-02-01T01:00:00Z"), utc("2026-02-01T03:00:00Z")]
     );
+
+    // Deleting the schedule deletes its fire history (SQLite: the foreign key's cascade;
+    // PostgreSQL: the delete trigger of migration 0013).
+    let count = format!(
+        "SELECT count(*) FROM schedule_runs WHERE schedule_id = {}",
+        sched.id
+    );
+    assert!(db.query_i64(&count).await >= 3);
+    dbs_archiver::scheduler::ops::delete(db.store.as_ref(), "ov-skip")
+        .await
+        .unwrap();
+    assert_eq!(db.query_i64(&count).await, 0);
 }
 
 async fn overlap_queue_enqueues_anyway(db: TestDb) {
