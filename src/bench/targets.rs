@@ -383,7 +383,15 @@ fn sqlite_vs_postgres(r: &Results, rows: &mut Vec<TargetRow>) {
     let idle_s = r.idle.iter().find(|i| i.backend == Backend::Sqlite);
     let idle_p = r.idle.iter().find(|i| i.backend == Backend::Postgres);
     if let (Some(s), Some(p)) = (idle_s, idle_p) {
-        pair("idle CPU %".into(), s.cpu_percent, p.cpu_percent, false);
+        // With the database's own CPU on both sides (SQLite runs inside serve).
+        let total =
+            |i: &super::idle::IdleResult| i.cpu_percent + i.database_cpu_percent.unwrap_or(0.0);
+        pair(
+            "idle CPU % (serve + database)".into(),
+            total(s),
+            total(p),
+            false,
+        );
         pair(
             "idle RSS MB".into(),
             s.rss_mib_max * MIB_TO_MB,
