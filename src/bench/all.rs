@@ -520,7 +520,7 @@ pub fn table(r: &Results) -> String {
             i.future_jobs,
             i.window_seconds,
             i.backend.name(),
-            i.cpu_percent + i.database_cpu_percent.unwrap_or(0.0),
+            i.total_cpu_percent(),
             i.database_cpu_percent
                 .map(|d| format!(" (serve {:.2}% + PostgreSQL {d:.2}%)", i.cpu_percent))
                 .unwrap_or_default(),

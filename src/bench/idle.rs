@@ -24,6 +24,14 @@ pub struct IdleResult {
     pub rss_mib_max: f64,
 }
 
+impl IdleResult {
+    /// What idling costs the machine: `serve` plus, on PostgreSQL, the backends running
+    /// its queries (on SQLite they run inside `serve`).
+    pub fn total_cpu_percent(&self) -> f64 {
+        self.cpu_percent + self.database_cpu_percent.unwrap_or(0.0)
+    }
+}
+
 /// The `dbs-archiver` binary next to this one, built (release) when missing.
 pub fn service_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;

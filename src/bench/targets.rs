@@ -279,7 +279,7 @@ fn idle(r: &Results, rows: &mut Vec<TargetRow>) {
         rows.push(TargetRow {
             target: "idle `serve` with 1M future jobs, CPU".into(),
             backend: i.backend.name().into(),
-            figure: Some(i.cpu_percent + i.database_cpu_percent.unwrap_or(0.0)),
+            figure: Some(i.total_cpu_percent()),
             unit: Unit::Percent,
             goal: Goal::Below(1.0),
             stretch: None,
@@ -383,13 +383,10 @@ fn sqlite_vs_postgres(r: &Results, rows: &mut Vec<TargetRow>) {
     let idle_s = r.idle.iter().find(|i| i.backend == Backend::Sqlite);
     let idle_p = r.idle.iter().find(|i| i.backend == Backend::Postgres);
     if let (Some(s), Some(p)) = (idle_s, idle_p) {
-        // With the database's own CPU on both sides (SQLite runs inside serve).
-        let total =
-            |i: &super::idle::IdleResult| i.cpu_percent + i.database_cpu_percent.unwrap_or(0.0);
         pair(
             "idle CPU % (serve + database)".into(),
-            total(s),
-            total(p),
+            s.total_cpu_percent(),
+            p.total_cpu_percent(),
             false,
         );
         pair(
