@@ -433,7 +433,6 @@ impl Fetcher {
     /// soon as a slot frees (a long fetch never holds up the others), and look for new work
     /// on every wake-up, notification or `idle_poll`.
     pub async fn run(self, stop: CancellationToken) {
-        let wake = self.store.job_notifier();
         let slots = Arc::new(tokio::sync::Semaphore::new(
             self.config.concurrency as usize,
         ));
@@ -471,7 +470,6 @@ impl Fetcher {
                     return;
                 }
                 Some(_) = running.join_next(), if !running.is_empty() => {}
-                _ = wake.notified() => {}
                 _ = tokio::time::sleep(self.config.idle_poll) => {}
             }
         }

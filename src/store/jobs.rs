@@ -195,7 +195,6 @@ macro_rules! job_store {
             use crate::model::{Instance, InstanceKey, Job, JobEvent, JobId, JobState};
             use chrono::{DateTime, Utc};
             use sqlx::QueryBuilder;
-            use std::sync::Arc;
             use std::time::Duration;
 
             type Conn = <$db as sqlx::Database>::Connection;
@@ -433,8 +432,8 @@ macro_rules! job_store {
                     $name
                 }
 
-                fn job_notifier(&self) -> Arc<tokio::sync::Notify> {
-                    self.notify.clone()
+                fn job_notifier(&self) -> crate::store::wake::Waiter {
+                    self.notify.subscribe()
                 }
 
                 async fn migrate(&self) -> Result<(), StoreError> {

@@ -17,6 +17,7 @@ pub mod postgres;
 pub mod schedules;
 mod sql;
 pub mod sqlite;
+pub mod wake;
 
 pub(crate) use sql::lease_until;
 
@@ -270,7 +271,7 @@ pub trait Store:
     /// Wakes idle workers when a job is enqueued: in-process enqueues on every backend, and
     /// on PostgreSQL also plain SQL `INSERT`s from any client (the jobs trigger NOTIFYs and
     /// the store LISTENs, reconnecting when the connection drops).
-    fn job_notifier(&self) -> Arc<tokio::sync::Notify>;
+    fn job_notifier(&self) -> wake::Waiter;
 
     /// Apply the embedded migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;

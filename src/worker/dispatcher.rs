@@ -374,7 +374,7 @@ impl Dispatcher {
     /// The loop: take permits, claim at most that many, process each in its own task;
     /// wake on a new-job notification, a freed slot, or a jittered idle poll.
     pub async fn run(&self, shutdown: CancellationToken) {
-        let notify = self.ctx.store.job_notifier();
+        let mut wakeups = self.ctx.store.job_notifier();
         let mut inflight: JoinSet<Outcome> = JoinSet::new();
         let mut jobs_by_task: HashMap<tokio::task::Id, Job> = HashMap::new();
         let mut store_backoff = Duration::from_millis(100);
@@ -389,6 +389,7 @@ impl Dispatcher {
             let free = self.permits.available_permits() as u32;
             let mut full = false;
             if free > 0 {
+                wakeups.mark_seen();
                 match self.claim(free).await {
                     Ok(jobs) => {
                         store_backoff = Duration::from_millis(100);
@@ -431,7 +432,7 @@ impl Dispatcher {
             let idle = self.ctx.config.idle_poll.mul_f64(0.75 + 0.5 * unit());
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = notify.notified() => {}
+                _ = wakeups.changed() => {}
                 _ = tokio::time::sleep(idle) => {}
                 Some(r) = inflight.join_next_with_id(), if !inflight.is_empty() => reap(&mut jobs_by_task, r),
             }

@@ -1,13 +1,13 @@
 //! Wake-ups for SQL-inserted jobs: the `jobs_enqueued` trigger NOTIFYs
-//! [`CHANNEL`]; this task LISTENs and turns each message into a [`Notify`] wake-up.
+//! [`CHANNEL`]; this task LISTENs and turns each message into a [`Wakeups`] wake-up.
 //!
 //! It reconnects on its own after errors (waking everyone once after a reconnect, since
 //! messages sent while it was away are lost) and stops when the last store handle drops.
 
+use super::super::wake::Wakeups;
 use sqlx::postgres::PgListener;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 /// The channel the jobs trigger notifies.
@@ -15,15 +15,10 @@ pub const CHANNEL: &str = "dbs_archiver_jobs";
 
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
-pub(crate) fn wake(notify: &Notify) {
-    notify.notify_waiters();
-    notify.notify_one();
-}
-
 /// Listen until `stop` fires. `ready` is sent once the first LISTEN is in place.
 pub(crate) async fn run(
     url: String,
-    notify: Arc<Notify>,
+    notify: Wakeups,
     stop: CancellationToken,
     ready: oneshot::Sender<()>,
 ) {
@@ -51,13 +46,13 @@ pub(crate) async fn run(
             let _ = tx.send(());
         } else {
             // Messages sent while we were away are gone: let workers look once.
-            wake(&notify);
+            notify.wake();
         }
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 msg = listener.recv() => match msg {
-                    Ok(_) => wake(&notify),
+                    Ok(_) => notify.wake(),
                     Err(e) => {
                         tracing::warn!(error = %e, "job notification listener lost its connection; reconnecting");
                         break;

@@ -38,7 +38,7 @@ const QUEUED_BY_RUN_AT: &str = "";
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pub(crate) pool: sqlx::PgPool,
-    notify: Arc<tokio::sync::Notify>,
+    notify: super::wake::Wakeups,
     /// Stops the listener task when the last handle drops.
     _listener: Arc<DropGuard>,
     /// Where every stamp the store writes comes from.
@@ -53,7 +53,7 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        let notify = Arc::new(tokio::sync::Notify::new());
+        let notify = super::wake::Wakeups::default();
         let stop = CancellationToken::new();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(listener::run(
@@ -77,7 +77,7 @@ impl PgStore {
     }
 
     fn wake(&self) {
-        listener::wake(&self.notify);
+        self.notify.wake();
     }
 
     /// The jobs trigger NOTIFYs every listener; wake this process's workers at once too.

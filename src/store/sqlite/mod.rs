@@ -41,7 +41,7 @@ const QUEUED_BY_RUN_AT: &str = " INDEXED BY jobs_queued_run_at";
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: sqlx::SqlitePool,
-    notify: Arc<tokio::sync::Notify>,
+    notify: super::wake::Wakeups,
     /// The newest job id this store enqueued (its own inserts wake the workers directly).
     own_newest: Arc<std::sync::atomic::AtomicI64>,
     /// The database file (`None` in memory): its stamp is the store's change stamp.
@@ -66,7 +66,7 @@ impl SqliteStore {
             .max_connections(max_connections.max(1))
             .connect_with(options.clone())
             .await?;
-        let notify = Arc::new(tokio::sync::Notify::new());
+        let notify = super::wake::Wakeups::default();
         let own_newest = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let stop = tokio_util::sync::CancellationToken::new();
         let file = lock::database_path(url).ok().flatten();
@@ -92,8 +92,7 @@ impl SqliteStore {
     }
 
     fn wake(&self) {
-        self.notify.notify_waiters();
-        self.notify.notify_one();
+        self.notify.wake();
     }
 
     /// Our own inserts wake the workers directly; the watcher skips them.

@@ -11,13 +11,13 @@
 //! for the dispatcher's idle poll (about 1 s). A write that lands in the same coarse
 //! mtime tick as a `stat`, with no change of size, is noticed at that idle poll.
 
+use super::super::wake::Wakeups;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, SqliteConnection};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// How often the watcher looks: the wake-up latency of a SQL insert from another process.
@@ -27,7 +27,7 @@ pub(crate) const INTERVAL: Duration = Duration::from_millis(50);
 pub(crate) async fn run(
     options: SqliteConnectOptions,
     file: Option<PathBuf>,
-    notify: Arc<Notify>,
+    notify: Wakeups,
     own_newest: Arc<AtomicI64>,
     stop: CancellationToken,
 ) {
@@ -81,8 +81,7 @@ pub(crate) async fn run(
             if version.is_some_and(|v| v != now) {
                 let latest = newest_job(&mut conn).await;
                 if latest > newest.max(own_newest.load(Ordering::Relaxed)) {
-                    notify.notify_waiters();
-                    notify.notify_one();
+                    notify.wake();
                 }
                 newest = latest;
             }

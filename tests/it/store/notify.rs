@@ -8,10 +8,10 @@ const SQL_INSERT: &str = "INSERT INTO jobs (region, instance, bak_set_type, bak_
     format, target_type) VALUES ('cn-hangzhou', 'rm-sql', 'full', '1', 'CSV', 'URL')";
 
 async fn enqueue_wakes_a_waiting_worker(db: TestDb) {
-    let notify = db.store.job_notifier();
-    // Drain a permit a previous wake-up may have left.
-    let _ = tokio::time::timeout(Duration::from_millis(20), notify.notified()).await;
-    let woken = notify.notified();
+    let mut wakeups = db.store.job_notifier();
+    // Settle a wake-up a set-up step may still deliver.
+    let _ = tokio::time::timeout(Duration::from_millis(20), wakeups.changed()).await;
+    let woken = wakeups.changed();
     tokio::pin!(woken);
     assert!(
         tokio::time::timeout(Duration::from_millis(100), &mut woken)
@@ -32,10 +32,10 @@ both_backends!(enqueue_wakes_a_waiting_worker);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_sql_insert_wakes_the_sqlite_notifier() {
     let db = sqlite().await;
-    let notify = db.store.job_notifier();
-    // Drain a permit the migration's commits may have left.
-    let _ = tokio::time::timeout(Duration::from_millis(200), notify.notified()).await;
-    let woken = notify.notified();
+    let mut wakeups = db.store.job_notifier();
+    // Settle a wake-up a set-up step may still deliver.
+    let _ = tokio::time::timeout(Duration::from_millis(200), wakeups.changed()).await;
+    let woken = wakeups.changed();
     tokio::pin!(woken);
     assert!(
         tokio::time::timeout(Duration::from_millis(300), &mut woken)
@@ -52,9 +52,10 @@ async fn plain_sql_insert_wakes_the_sqlite_notifier() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_sql_insert_wakes_the_postgres_notifier() {
     let Some(db) = postgres().await else { return };
-    let notify = db.store.job_notifier();
-    let _ = tokio::time::timeout(Duration::from_millis(20), notify.notified()).await;
-    let woken = notify.notified();
+    let mut wakeups = db.store.job_notifier();
+    // Settle a wake-up a set-up step may still deliver.
+    let _ = tokio::time::timeout(Duration::from_millis(20), wakeups.changed()).await;
+    let woken = wakeups.changed();
     tokio::pin!(woken);
     assert!(
         tokio::time::timeout(Duration::from_millis(200), &mut woken)
@@ -98,9 +99,10 @@ async fn finishing_an_active_job_wakes_a_waiting_worker(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
-    let notify = db.store.job_notifier();
-    let _ = tokio::time::timeout(Duration::from_millis(20), notify.notified()).await;
-    let woken = notify.notified();
+    let mut wakeups = db.store.job_notifier();
+    // Settle a wake-up a set-up step may still deliver.
+    let _ = tokio::time::timeout(Duration::from_millis(20), wakeups.changed()).await;
+    let woken = wakeups.changed();
     tokio::pin!(woken);
     assert!(
         tokio::time::timeout(Duration::from_millis(100), &mut woken)
