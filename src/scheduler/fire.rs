@@ -160,15 +160,46 @@ fn overlapping(
         .map(|u| u.job_id)
 }
 
-/// Run the fires of many schedules (each schedule at most once). The outer error fails the
-/// whole set (a database error: nothing is lost, the cursors stay and the fires are
-/// retried, what was enqueued coming back as duplicates); an inner one fails one fire (a
-/// retryable DescribeBackups error), whose instances are then neither enqueued nor
-/// recorded. Results are in input order.
+/// A set's fires, enqueued, with their history rows not yet recorded.
+pub struct FiredSet {
+    /// Per fire, in input order.
+    pub results: Vec<Result<FireOutcome, SchedulerError>>,
+    /// What to append to the fires history ([`record`], or the scheduler's batch end).
+    pub runs: Vec<NewScheduleRun>,
+}
+
+/// Run the fires of many schedules (each schedule at most once) and record their history.
+/// The outer error fails the whole set (a database error: nothing is lost, the cursors
+/// stay and the fires are retried, what was enqueued coming back as duplicates); an inner
+/// one fails one fire (a retryable DescribeBackups error), whose instances are then
+/// neither enqueued nor recorded. Results are in input order.
 pub async fn fire_set(
     env: &FireEnv<'_>,
     fires: &[Fire<'_>],
 ) -> Result<Vec<Result<FireOutcome, SchedulerError>>, SchedulerError> {
+    let set = fire_set_unrecorded(env, fires).await?;
+    if !env.dry_run {
+        let new = env.store.schedule_run_record_many(&set.runs).await?;
+        count_skips(&set.runs, &new);
+    }
+    Ok(set.results)
+}
+
+/// Count each skip once, when its history row is new (a retried fire's is not).
+pub fn count_skips(runs: &[NewScheduleRun], new: &[bool]) {
+    for (r, new) in runs.iter().zip(new) {
+        if let (true, Some(reason)) = (new, r.reason) {
+            metrics::skipped(reason, 1);
+        }
+    }
+}
+
+/// [`fire_set`] without the history write: the scheduler records a batch's history in the
+/// transaction that advances its cursors (one commit fewer per batch).
+pub async fn fire_set_unrecorded(
+    env: &FireEnv<'_>,
+    fires: &[Fire<'_>],
+) -> Result<FiredSet, SchedulerError> {
     let registered = if fires
         .iter()
         .any(|f| f.schedule.spec.targets.fixed_keys().is_none())
@@ -313,7 +344,10 @@ pub async fn fire_set(
         }
     }
     if env.dry_run {
-        return Ok(outs.into_iter().map(Ok).collect());
+        return Ok(FiredSet {
+            results: outs.into_iter().map(Ok).collect(),
+            runs: Vec::new(),
+        });
     }
 
     // Enqueue every job of the set at once.
@@ -380,7 +414,7 @@ pub async fn fire_set(
         }
     }
 
-    // History, in one go; a skip counts once, when its row is new.
+    // History rows, for one write; a skip counts once, when its row is new.
     for (fi, f) in fires.iter().enumerate() {
         if failed[fi].is_some() {
             continue;
@@ -405,20 +439,17 @@ pub async fn fire_set(
             fi.is_none_or(|fi| failed[fi].is_none())
         })
         .collect();
-    let new = env.store.schedule_run_record_many(&records).await?;
-    for (r, new) in records.iter().zip(new) {
-        if let (true, Some(reason)) = (new, r.reason) {
-            metrics::skipped(reason, 1);
-        }
-    }
-    Ok(outs
-        .into_iter()
-        .zip(failed)
-        .map(|(out, failed)| match failed {
-            Some(e) => Err(e),
-            None => Ok(out),
-        })
-        .collect())
+    Ok(FiredSet {
+        results: outs
+            .into_iter()
+            .zip(failed)
+            .map(|(out, failed)| match failed {
+                Some(e) => Err(e),
+                None => Ok(out),
+            })
+            .collect(),
+        runs: records,
+    })
 }
 
 /// Enqueue in one batch; when the batch is refused as invalid (a row broke a rule the

@@ -15,7 +15,7 @@
 
 use super::cron::CronSchedule;
 use super::error::SchedulerError;
-use super::fire::{fire_set, Fire, FireEnv, FireOutcome};
+use super::fire::{count_skips, fire_set_unrecorded, Fire, FireEnv, FireOutcome};
 use super::model::{RunOutcome, Schedule};
 use super::plan::{plan, Plan};
 use super::{metrics, BackupFinder};
@@ -286,6 +286,8 @@ impl Scheduler {
             .map(|(_, p)| p.fire.len())
             .max()
             .unwrap_or(0);
+        // Every round's history, written with the cursor advances.
+        let mut runs = Vec::new();
         for k in 0..rounds {
             let members: Vec<usize> = (0..batch.len())
                 .filter(|&i| failed[i].is_none())
@@ -302,9 +304,10 @@ impl Scheduler {
                     }
                 })
                 .collect();
-            match fire_set(&env, &fires).await {
-                Ok(results) => {
-                    for (&i, r) in members.iter().zip(results) {
+            match fire_set_unrecorded(&env, &fires).await {
+                Ok(set) => {
+                    runs.extend(set.runs);
+                    for (&i, r) in members.iter().zip(set.results) {
                         match r {
                             Ok(out) => count_fire(report, out),
                             Err(e) => failed[i] = Some(e.to_string()),
@@ -319,7 +322,7 @@ impl Scheduler {
                 }
             }
         }
-        if let Err(e) = self.finish(batch, &plans, &failed, report).await {
+        if let Err(e) = self.finish(batch, &plans, &failed, runs, report).await {
             tracing::warn!(error = %e, "advancing the batch failed; retrying on the next tick");
             for f in failed.iter_mut().filter(|f| f.is_none()) {
                 *f = Some(e.to_string());
@@ -339,12 +342,14 @@ impl Scheduler {
         }
     }
 
-    /// Misfire summaries and the fenced cursor advances of a batch's healthy schedules.
+    /// The batch's fires history, misfire summaries and the fenced cursor advances of its
+    /// healthy schedules, in one transaction.
     async fn finish(
         &self,
         batch: &[Schedule],
         plans: &[Option<(chrono_tz::Tz, Plan)>],
         failed: &[Option<String>],
+        mut runs: Vec<NewScheduleRun>,
         report: &mut RunReport,
     ) -> Result<(), SchedulerError> {
         let healthy: Vec<usize> = (0..batch.len()).filter(|&i| failed[i].is_none()).collect();
@@ -381,14 +386,8 @@ impl Scheduler {
                 ));
             }
         }
-        let runs: Vec<NewScheduleRun> = dropped.iter().map(|(_, _, r)| r.clone()).collect();
-        let new = self.store.schedule_run_record_many(&runs).await?;
-        for ((reason, count, _), new) in dropped.iter().zip(new) {
-            if new {
-                metrics::skipped(*reason, *count);
-                report.skipped += count;
-            }
-        }
+        let fired = runs.len();
+        runs.extend(dropped.iter().map(|(_, _, r)| r.clone()));
         let advances: Vec<ScheduleAdvance> = healthy
             .iter()
             .map(|&i| {
@@ -403,7 +402,17 @@ impl Scheduler {
                 }
             })
             .collect();
-        let moved = self.store.schedule_advance_many(&advances).await?;
+        let (new, moved) = self
+            .store
+            .schedule_record_and_advance(&runs, &advances)
+            .await?;
+        count_skips(&runs[..fired], &new[..fired]);
+        for ((reason, count, _), new) in dropped.iter().zip(&new[fired..]) {
+            if *new {
+                metrics::skipped(*reason, *count);
+                report.skipped += count;
+            }
+        }
         for (&i, moved) in healthy.iter().zip(moved) {
             if !moved {
                 report.lost_fences += 1;

@@ -142,6 +142,15 @@ pub trait ScheduleStore: Send + Sync {
     /// per advance, in input order, whether its fence held.
     async fn schedule_advance_many(&self, p: &[ScheduleAdvance]) -> Result<Vec<bool>, StoreError>;
 
+    /// The end of a scheduler batch in one transaction (one commit instead of two):
+    /// [`ScheduleStore::schedule_run_record_many`] of `runs`, then
+    /// [`ScheduleStore::schedule_advance_many`] of `advances`; both answers in input order.
+    async fn schedule_record_and_advance(
+        &self,
+        runs: &[NewScheduleRun],
+        advances: &[ScheduleAdvance],
+    ) -> Result<(Vec<bool>, Vec<bool>), StoreError>;
+
     /// Every unfinished (queued, submitting or running) job of these schedules, oldest
     /// first: the overlap check of a whole fire pass in one query.
     async fn schedule_unfinished_jobs(
@@ -468,34 +477,7 @@ macro_rules! schedule_store {
                 &self,
                 advances: &[ScheduleAdvance],
             ) -> Result<Vec<bool>, StoreError> {
-                let mut moved = std::collections::HashSet::new();
-                for chunk in chunks(advances) {
-                    let sql = format!(
-                        "UPDATE schedules SET last_fire_time = v.new_last, \
-                            next_fire_time = v.new_next, updated_at = v.at, \
-                            lease_owner = NULL, lease_expires_at = NULL \
-                         FROM (SELECT column1 AS sid, column2 AS expected_last, \
-                                 column3 AS expected_version, column4 AS new_last, \
-                                 column5 AS new_next, column6 AS at \
-                               FROM (VALUES {}) AS x) AS v \
-                         WHERE id = v.sid AND last_fire_time IS NOT DISTINCT FROM v.expected_last \
-                           AND version = v.expected_version \
-                         RETURNING id",
-                        values_list(chunk.len(), 6, $params)
-                    );
-                    let mut q = sqlx::query_scalar::<_, i64>(&sql);
-                    for p in chunk {
-                        q = q
-                            .bind(p.id)
-                            .bind(p.expected_last_fire_time.map($time))
-                            .bind(p.expected_version)
-                            .bind($time(p.last_fire_time))
-                            .bind(p.next_fire_time.map($time))
-                            .bind($time(p.now));
-                    }
-                    moved.extend(q.fetch_all(&self.pool).await?);
-                }
-                Ok(advances.iter().map(|p| moved.contains(&p.id)).collect())
+                Ok(self.schedule_record_and_advance(&[], advances).await?.1)
             }
 
             async fn schedule_release(
@@ -523,6 +505,18 @@ macro_rules! schedule_store {
                 &self,
                 runs: &[NewScheduleRun],
             ) -> Result<Vec<bool>, StoreError> {
+                Ok(self.schedule_record_and_advance(runs, &[]).await?.0)
+            }
+
+            async fn schedule_record_and_advance(
+                &self,
+                runs: &[NewScheduleRun],
+                advances: &[ScheduleAdvance],
+            ) -> Result<(Vec<bool>, Vec<bool>), StoreError> {
+                if runs.is_empty() && advances.is_empty() {
+                    return Ok((Vec::new(), Vec::new()));
+                }
+                let mut tx = self.begin().await?;
                 let mut inserted = std::collections::HashSet::new();
                 for chunk in chunks(runs) {
                     let sql = format!(
@@ -551,7 +545,7 @@ macro_rules! schedule_store {
                             .bind(r.job_id)
                             .bind($time(r.now));
                     }
-                    for row in q.fetch_all(&self.pool).await? {
+                    for row in q.fetch_all(&mut *tx).await? {
                         inserted.insert((
                             row.try_get::<i64, _>("schedule_id")?,
                             time_col(&row, "fire_time")?.timestamp_millis(),
@@ -560,8 +554,39 @@ macro_rules! schedule_store {
                         ));
                     }
                 }
+                let mut moved = std::collections::HashSet::new();
+                for chunk in chunks(advances) {
+                    let sql = format!(
+                        "UPDATE schedules SET last_fire_time = v.new_last, \
+                            next_fire_time = v.new_next, updated_at = v.at, \
+                            lease_owner = NULL, lease_expires_at = NULL \
+                         FROM (SELECT column1 AS sid, column2 AS expected_last, \
+                                 column3 AS expected_version, column4 AS new_last, \
+                                 column5 AS new_next, column6 AS at \
+                               FROM (VALUES {}) AS x) AS v \
+                         WHERE id = v.sid AND last_fire_time IS NOT DISTINCT FROM v.expected_last \
+                           AND version = v.expected_version \
+                         RETURNING id",
+                        values_list(chunk.len(), 6, $params)
+                    );
+                    let mut q = sqlx::query_scalar::<_, i64>(&sql);
+                    for p in chunk {
+                        q = q
+                            .bind(p.id)
+                            .bind(p.expected_last_fire_time.map($time))
+                            .bind(p.expected_version)
+                            .bind($time(p.last_fire_time))
+                            .bind(p.next_fire_time.map($time))
+                            .bind($time(p.now));
+                    }
+                    moved.extend(q.fetch_all(&mut *tx).await?);
+                }
+                tx.commit().await?;
                 // A repeat within `runs` is new once, like two single inserts.
-                Ok(runs.iter().map(|r| inserted.remove(&run_key(r))).collect())
+                Ok((
+                    runs.iter().map(|r| inserted.remove(&run_key(r))).collect(),
+                    advances.iter().map(|p| moved.contains(&p.id)).collect(),
+                ))
             }
 
             async fn schedule_run_list(

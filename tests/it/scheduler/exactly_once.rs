@@ -292,7 +292,66 @@ async fn many_due_at_once_two_schedulers(db: TestDb) {
     assert_eq!(ra.unwrap().fires + rb.unwrap().fires, 0);
 }
 
+/// The end of a scheduler batch (history rows and cursor advances) is one store call in one
+/// transaction; each answer comes back in input order, as the two separate calls gave it.
+async fn batch_end_records_and_advances_in_one_call(db: TestDb) {
+    use dbs_archiver::model::schedule::RunOutcome;
+    use dbs_archiver::store::schedules::NewScheduleRun;
+    let t0 = utc("2026-06-01T00:00:00Z");
+    let now = utc("2026-06-01T01:00:01Z");
+    let fire = utc("2026-06-01T01:00:00Z");
+    let a = create(&db, pitr_spec("end-a", "0 * * * *", "UTC", "rm-1"), t0).await;
+    let b = create(&db, pitr_spec("end-b", "0 * * * *", "UTC", "rm-2"), t0).await;
+    let run = |id, instance: &str| NewScheduleRun {
+        schedule_id: id,
+        fire_time: fire,
+        instance: Some(InstanceKey::new("cn-hangzhou", instance)),
+        outcome: RunOutcome::Enqueued,
+        reason: None,
+        detail: None,
+        job_id: None,
+        now,
+    };
+    let advance = |s: &dbs_archiver::scheduler::model::Schedule, version| ScheduleAdvance {
+        id: s.id,
+        expected_last_fire_time: s.last_fire_time,
+        expected_version: version,
+        last_fire_time: fire,
+        next_fire_time: Some(utc("2026-06-01T02:00:00Z")),
+        now,
+    };
+    assert!(db
+        .store
+        .schedule_run_record(&run(a.id, "rm-1"))
+        .await
+        .unwrap());
+    let (new, moved) = db
+        .store
+        .schedule_record_and_advance(
+            &[run(a.id, "rm-1"), run(b.id, "rm-2")],
+            &[advance(&a, a.version + 1), advance(&b, b.version)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(new, vec![false, true], "the first row existed already");
+    assert_eq!(
+        moved,
+        vec![false, true],
+        "a's fence expected another version"
+    );
+    let b_now = db.store.schedule_get(b.id).await.unwrap().unwrap();
+    assert_eq!(b_now.last_fire_time, Some(fire));
+    assert_eq!(db.store.schedule_run_list(b.id, 10).await.unwrap().len(), 1);
+    let (new, moved) = db
+        .store
+        .schedule_record_and_advance(&[], &[])
+        .await
+        .unwrap();
+    assert!(new.is_empty() && moved.is_empty());
+}
+
 both_backends!(
+    batch_end_records_and_advances_in_one_call,
     many_due_at_once_two_schedulers,
     three_schedulers_race,
     dying_scheduler_loses_nothing,
