@@ -253,7 +253,12 @@ fn claim_params(owner: &str, limit: u32) -> ClaimParams {
     }
 }
 
-/// Claimers claim and complete until `target` jobs are done.
+/// How often `serve`'s maintenance reclaims the bookkeeping's dead rows (the default
+/// `worker.rescue_interval_seconds`); the measurement does the same, as a service would.
+const RECLAIM_EVERY: Duration = Duration::from_secs(15);
+
+/// Claimers claim and complete until `target` jobs are done, while the bookkeeping is
+/// reclaimed every [`RECLAIM_EVERY`] as `serve`'s maintenance does.
 async fn measure(
     backend: Backend,
     store: DynStore,
@@ -264,6 +269,20 @@ async fn measure(
     let done = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let maintenance = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(RECLAIM_EVERY);
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok::<_, anyhow::Error>(()),
+                    _ = every.tick() => store.reclaim_bookkeeping().await?,
+                }
+            }
+        })
+    };
     for c in 0..knobs.claimers {
         let store = store.clone();
         let done = done.clone();
@@ -330,6 +349,8 @@ async fn measure(
         r??;
     }
     let seconds = started.elapsed().as_secs_f64();
+    stop.cancel();
+    maintenance.await??;
     let jobs = done.load(Ordering::Relaxed) as u32;
     Ok(StoreResult {
         backend,

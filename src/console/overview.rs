@@ -52,7 +52,7 @@ async fn skipped_last_fire(
 pub async fn page(State(state): State<ApiState>, viewer: Viewer) -> Result<Response, PageError> {
     let now = state.clock.now();
     let counts = state.store.job_count_by_state().await?;
-    let snapshot = state.store.queue_snapshot(now, 0).await?;
+    let snapshot = state.store.queue_snapshot(0).await?;
     let hour = chrono::Duration::hours(1);
     let since = now - hour * WINDOW_HOURS as i32;
     let since = since.duration_trunc(hour).unwrap_or(since);
@@ -87,7 +87,7 @@ pub async fn page(State(state): State<ApiState>, viewer: Viewer) -> Result<Respo
             s = s.as_str()
         );
     }
-    let oldest = match snapshot.oldest_due_queued {
+    let oldest = match snapshot.oldest_due(now) {
         Some(t) => format!(
             "<span class=\"n\">{}</span><span class=\"label\">oldest queued job waiting</span>",
             html::span(now - t)

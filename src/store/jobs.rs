@@ -625,9 +625,12 @@ macro_rules! job_store {
                     self.stamp().await
                 }
 
+                async fn reclaim_bookkeeping(&self) -> Result<(), StoreError> {
+                    self.reclaim().await
+                }
+
                 async fn queue_snapshot(
                     &self,
-                    now: DateTime<Utc>,
                     after_id: JobId,
                 ) -> Result<QueueSnapshot, StoreError> {
                     let by_state: Vec<(String, i64)> = sqlx::query_as(
@@ -636,15 +639,14 @@ macro_rules! job_store {
                     .fetch_all(&self.pool)
                     .await?;
                     // The oldest queued job, due or not, from its index (a `run_at <= now`
-                    // filter would make the planner read every queued job); due is decided
-                    // below.
+                    // filter would make the planner read every queued job); what is due is
+                    // `QueueSnapshot::oldest_due`'s to say.
                     let (oldest_queued,): (Option<$stored>,) = sqlx::query_as(&format!(
                         "SELECT min(run_at) FROM jobs{QUEUED_BY_RUN_AT} WHERE state = 'queued'"
                     ))
                     .fetch_one(&self.pool)
                     .await?;
                     let oldest_queued = oldest_queued.and_then($read);
-                    let oldest_due = oldest_queued.filter(|t| *t <= now);
                     let (blocked, oldest_block): (i64, Option<$stored>) = sqlx::query_as(
                         "SELECT count(*), min(blocked_at) FROM instances WHERE blocked",
                     )
@@ -664,7 +666,6 @@ macro_rules! job_store {
                     .await?;
                     Ok(QueueSnapshot {
                         by_state: crate::store::sql::parse_counts(by_state, "jobs.state")?,
-                        oldest_due_queued: oldest_due,
                         oldest_queued,
                         blocked_instances: blocked,
                         oldest_block: oldest_block.and_then($read),

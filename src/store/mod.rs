@@ -223,10 +223,7 @@ pub struct BlockInstance {
 pub struct QueueSnapshot {
     /// Jobs per state (states without jobs are absent).
     pub by_state: Vec<(JobState, i64)>,
-    /// `run_at` of the longest-waiting due `queued` job (`run_at <= now`).
-    pub oldest_due_queued: Option<DateTime<Utc>>,
-    /// `run_at` of the earliest `queued` job, due or not: with it a reused snapshot can say
-    /// what is due at a later `now`.
+    /// `run_at` of the earliest `queued` job, due or not (see [`QueueSnapshot::oldest_due`]).
     pub oldest_queued: Option<DateTime<Utc>>,
     /// Instances currently blocked.
     pub blocked_instances: i64,
@@ -236,6 +233,15 @@ pub struct QueueSnapshot {
     pub max_job_id: JobId,
     /// Jobs with `after_id < id <= max_job_id`, per source.
     pub new_by_source: Vec<(JobSource, i64)>,
+}
+
+impl QueueSnapshot {
+    /// `run_at` of the longest-waiting job that is due at `now`: the backlog's age. Decided
+    /// here rather than in the query, so a snapshot the collector reuses answers for a
+    /// later `now` too (and the query can read one index entry instead of every due job).
+    pub fn oldest_due(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.oldest_queued.filter(|t| *t <= now)
+    }
 }
 
 // The fixed transitions the store makes in SQL, held to the state machine's one table.
@@ -332,13 +338,18 @@ pub trait Store:
     /// re-reads every few rounds whatever the stamp says.
     async fn change_stamp(&self) -> Result<Option<String>, StoreError>;
 
+    /// Reclaim the dead row versions of the per-instance bookkeeping, which every claim and
+    /// every end of a job rewrites. PostgreSQL: `VACUUM (SKIP_LOCKED) instances` (a few
+    /// thousand live rows at most, so milliseconds), because none of those updates can be
+    /// HOT (they change what `instances_claimable` indexes) and the claim walks that index:
+    /// without autovacuum (it is off on this project's CI server) a million claims left
+    /// 1.1M dead versions behind 1,000 live rows. SQLite keeps no dead versions: nothing.
+    /// The maintenance loop calls it every `worker.rescue_interval_seconds`.
+    async fn reclaim_bookkeeping(&self) -> Result<(), StoreError>;
+
     /// Gauges for the metrics collector, plus the jobs created since `after_id` by source
     /// (counts SQL `INSERT`s, which bypass our code). Read-only; cheap on a large backlog.
-    async fn queue_snapshot(
-        &self,
-        now: DateTime<Utc>,
-        after_id: JobId,
-    ) -> Result<QueueSnapshot, StoreError>;
+    async fn queue_snapshot(&self, after_id: JobId) -> Result<QueueSnapshot, StoreError>;
 
     /// `queued` ⇒ `cancelled`. `Ok(None)` when there is no such job; `Ok(Some(job))` with the
     /// job as it is now otherwise (check its state to see whether it was cancelled).

@@ -67,7 +67,6 @@ impl Collector {
             if *stamp == last.stamp && last.reused < REUSE_AT_MOST {
                 last.reused += 1;
                 let mut snap = last.snapshot.clone();
-                snap.oldest_due_queued = snap.oldest_queued.filter(|t| *t <= now);
                 snap.new_by_source.clear();
                 let schedules = last.schedules.clone();
                 self.publish(now, &snap, &schedules);
@@ -88,7 +87,7 @@ impl Collector {
             }
         }
         let after = self.watermark.unwrap_or(JobId::MAX);
-        let snap = self.store.queue_snapshot(now, after).await?;
+        let snap = self.store.queue_snapshot(after).await?;
         let schedules: Vec<(String, f64)> = self
             .store
             .schedule_list()
@@ -132,7 +131,7 @@ impl Collector {
         let age = |t: Option<chrono::DateTime<chrono::Utc>>| {
             t.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
         };
-        ::metrics::gauge!(m::OLDEST_QUEUED_AGE).set(age(snap.oldest_due_queued));
+        ::metrics::gauge!(m::OLDEST_QUEUED_AGE).set(age(snap.oldest_due(now)));
         ::metrics::gauge!(m::INSTANCES_BLOCKED).set(snap.blocked_instances as f64);
         ::metrics::gauge!(m::INSTANCE_BLOCKED_MAX_AGE).set(age(snap.oldest_block));
         if self.watermark.is_some() {

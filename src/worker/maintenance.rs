@@ -8,6 +8,8 @@
 //! - **Re-probe** (same timer; each blocked instance is due `tracker.blocked_reprobe_seconds`
 //!   after it was blocked): list the instance's recent tasks; unblock when nothing holds it
 //!   any more (no failed and no in-progress task), otherwise block again for another period.
+//! - **Reclaim** (same timer): vacuum the per-instance bookkeeping, whose rows every claim
+//!   and every job's end rewrite (`Store::reclaim_bookkeeping`; PostgreSQL only).
 //! - **Retention** (hourly): delete terminal jobs older than `worker.retention_days`.
 
 use super::reconcile::{find_blocker, list_recent};
@@ -78,6 +80,12 @@ impl Maintenance {
             rescued: ids.len(),
             ..Default::default()
         })
+    }
+
+    /// Reclaim the bookkeeping's dead row versions (`Store::reclaim_bookkeeping`).
+    pub async fn reclaim_once(&self) -> Result<MaintenanceReport, StoreError> {
+        self.ctx.store.reclaim_bookkeeping().await?;
+        Ok(MaintenanceReport::default())
     }
 
     /// Re-probe blocked instances that are due.
@@ -172,6 +180,7 @@ impl Maintenance {
         let r = self.rescue_once().await?;
         let p = self.reprobe_once().await?;
         let x = self.prune_once().await?;
+        self.reclaim_once().await?;
         Ok(MaintenanceReport {
             heartbeated: h.heartbeated,
             lost: h.lost,
@@ -196,10 +205,12 @@ impl Maintenance {
             let step = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = heartbeat.tick() => self.heartbeat_once().await,
-                _ = rescue.tick() => match self.rescue_once().await {
-                    Ok(_) => self.reprobe_once().await,
-                    Err(e) => Err(e),
-                },
+                _ = rescue.tick() => async {
+                    self.rescue_once().await?;
+                    self.reprobe_once().await?;
+                    self.reclaim_once().await
+                }
+                .await,
                 _ = prune.tick() => self.prune_once().await,
             };
             if let Err(e) = step {

@@ -89,6 +89,16 @@ impl PgStore {
         Ok(self.pool.begin().await?)
     }
 
+    /// `VACUUM` of the bookkeeping table (see `Store::reclaim_bookkeeping`). `SKIP_LOCKED`:
+    /// when another process is vacuuming it, this round has nothing to add. A user that
+    /// does not own the table gets a warning from the server, not an error.
+    async fn reclaim(&self) -> Result<(), StoreError> {
+        sqlx::raw_sql("VACUUM (SKIP_LOCKED) instances")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The change stamp: rows inserted, updated and deleted in the tables the collector
     /// reads, from the statistics system (reading them writes nothing).
     async fn stamp(&self) -> Result<Option<String>, StoreError> {

@@ -119,6 +119,11 @@ impl SqliteStore {
         Ok(settled.then(|| format!("{stamp:?}")))
     }
 
+    /// SQLite overwrites rows in place: no dead versions to reclaim.
+    async fn reclaim(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn has_migrations_table(&self) -> Result<bool, StoreError> {
         let table: Option<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",

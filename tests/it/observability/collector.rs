@@ -8,10 +8,10 @@ use dbs_archiver::store::BlockInstance;
 
 async fn snapshot_counts_states_ages_blocks_and_new_jobs(db: TestDb) {
     let store = &db.store;
-    let empty = store.queue_snapshot(Utc::now(), 0).await.unwrap();
+    let empty = store.queue_snapshot(0).await.unwrap();
     assert_eq!(empty.max_job_id, 0);
     assert!(empty.by_state.is_empty() && empty.new_by_source.is_empty());
-    assert_eq!(empty.oldest_due_queued, None);
+    assert_eq!(empty.oldest_due(Utc::now()), None);
 
     let first = db.enqueue("rm-a").await;
     db.enqueue("rm-b").await;
@@ -31,9 +31,9 @@ async fn snapshot_counts_states_ages_blocks_and_new_jobs(db: TestDb) {
         .await
         .unwrap();
     let now = Utc::now() + Duration::seconds(30);
-    let snap = store.queue_snapshot(now, first.id).await.unwrap();
+    let snap = store.queue_snapshot(first.id).await.unwrap();
     assert_eq!(snap.by_state, vec![(JobState::Queued, 3)]);
-    let age = now - snap.oldest_due_queued.expect("a due queued job");
+    let age = now - snap.oldest_due(now).expect("a due queued job");
     assert!(
         age >= Duration::seconds(29) && age < Duration::seconds(120),
         "{age}"
@@ -45,15 +45,11 @@ async fn snapshot_counts_states_ages_blocks_and_new_jobs(db: TestDb) {
     sources.sort_by_key(|(s, _)| s.as_str());
     assert_eq!(sources, vec![(JobSource::Api, 1), (JobSource::Sql, 1)]);
     // The next round, from the returned watermark, sees nothing new.
-    let again = store.queue_snapshot(now, snap.max_job_id).await.unwrap();
+    let again = store.queue_snapshot(snap.max_job_id).await.unwrap();
     assert!(again.new_by_source.is_empty());
     assert_eq!(again.max_job_id, snap.max_job_id);
     // A job due later is not part of the backlog's age.
-    let later = store
-        .queue_snapshot(Utc::now() - Duration::hours(1), 0)
-        .await
-        .unwrap();
-    assert_eq!(later.oldest_due_queued, None);
+    assert_eq!(snap.oldest_due(Utc::now() - Duration::hours(1)), None);
 }
 
 both_backends!(snapshot_counts_states_ages_blocks_and_new_jobs);
@@ -84,7 +80,7 @@ async fn change_stamp_moves_with_writes_not_reads(db: TestDb) {
     let store = &db.store;
     db.enqueue("rm-a").await;
     let settled = settled_stamp(store).await;
-    store.queue_snapshot(Utc::now(), 0).await.unwrap();
+    store.queue_snapshot(0).await.unwrap();
     store.job_list(&Default::default()).await.unwrap();
     store.schedule_list().await.unwrap();
     assert_eq!(

@@ -130,7 +130,33 @@ async fn mark_success_records_the_time(db: TestDb) {
     );
 }
 
+/// Every claim and every end of a job rewrites its instance's bookkeeping row; the
+/// maintenance step vacuums that table on PostgreSQL (a server may run without autovacuum,
+/// as this project's CI server does), and is a no-op on SQLite.
+async fn reclaim_vacuums_the_bookkeeping(db: TestDb) {
+    for i in 0..5 {
+        db.enqueue(&format!("rm-{i}")).await;
+    }
+    assert_eq!(db.store.job_claim(&claim("w1")).await.unwrap().len(), 5);
+    db.store.reclaim_bookkeeping().await.unwrap();
+    if db.backend == crate::helpers::db::Backend::Postgres {
+        let vacuums = db
+            .query_i64(
+                "SELECT vacuum_count FROM pg_stat_user_tables \
+                 WHERE relname = 'instances' AND schemaname = current_schema()",
+            )
+            .await;
+        assert_eq!(
+            vacuums, 1,
+            "one VACUUM of instances, by reclaim_bookkeeping"
+        );
+    }
+    // The bookkeeping is intact: the claimed instances are busy, nothing more to claim.
+    assert!(db.store.job_claim(&claim("w2")).await.unwrap().is_empty());
+}
+
 both_backends!(
+    reclaim_vacuums_the_bookkeeping,
     upsert_keeps_or_replaces_tags,
     blocked_instance_is_not_claimed_until_unblocked,
     block_without_until_waits_for_an_operator,
