@@ -431,7 +431,8 @@ impl Fetcher {
 
     /// Run until `stop`: keep up to `concurrency` fetches in flight, claiming a new one as
     /// soon as a slot frees (a long fetch never holds up the others), and look for new work
-    /// on every wake-up, notification or `idle_poll`.
+    /// every `idle_poll` and whenever a fetch ends (not on job notifications: a newly
+    /// queued job is never archive work).
     pub async fn run(self, stop: CancellationToken) {
         let slots = Arc::new(tokio::sync::Semaphore::new(
             self.config.concurrency as usize,

@@ -164,7 +164,8 @@ fn overlapping(
 pub struct FiredSet {
     /// Per fire, in input order.
     pub results: Vec<Result<FireOutcome, SchedulerError>>,
-    /// What to append to the fires history ([`record`], or the scheduler's batch end).
+    /// What to append to the fires history ([`fire_set`] writes it at once; the scheduler
+    /// with its batch's cursor advances).
     pub runs: Vec<NewScheduleRun>,
 }
 
@@ -414,7 +415,8 @@ pub async fn fire_set_unrecorded(
         }
     }
 
-    // History rows, for one write; a skip counts once, when its row is new.
+    // History rows, for one write (whoever writes them counts each skip once, when its row
+    // is new: `count_skips`).
     for (fi, f) in fires.iter().enumerate() {
         if failed[fi].is_some() {
             continue;
