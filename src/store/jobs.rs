@@ -149,8 +149,13 @@ pub(crate) const UNBLOCK_SQL: &str = "UPDATE instances SET blocked = false, \
     blocked_until = NULL, blocked_reason = NULL, blocking_task_id = NULL, blocked_at = NULL \
     WHERE region = $1 AND instance = $2 AND blocked";
 
-pub(crate) const MARK_SUCCESS_SQL: &str = "INSERT INTO instances (region, instance, \
-    last_success_at) VALUES ($1, $2, $3) \
+/// Up to the `VALUES` list of [`MARK_SUCCESS_TAIL`]: the rows are taken in key order (the
+/// order the bookkeeping function locks instances in, so the two cannot deadlock); the
+/// `WHERE true` keeps SQLite from reading the upsert's `ON` as a join's.
+pub(crate) const MARK_SUCCESS_HEAD: &str = "INSERT INTO instances (region, instance, \
+    last_success_at) SELECT column1, column2, column3 FROM (";
+
+pub(crate) const MARK_SUCCESS_TAIL: &str = ") AS v WHERE true ORDER BY column1, column2 \
     ON CONFLICT (region, instance) DO UPDATE SET last_success_at = excluded.last_success_at";
 
 /// An event row to append: job, from, to, reason, cloud RequestId.
@@ -181,7 +186,7 @@ macro_rules! job_store {
             use super::*;
             use crate::store::jobs::{
                 NewEvent, PatchRow, BATCH_MAX, BLOCK_SQL, CANCEL_SQL, ENQUEUE_SQL,
-                MARK_SUCCESS_SQL, PATCH_COLUMNS, PATCH_SET, RESCUE_REASON,
+                MARK_SUCCESS_HEAD, MARK_SUCCESS_TAIL, PATCH_COLUMNS, PATCH_SET, RESCUE_REASON,
                 RESCUE_RUNNING_SQL, RESCUE_SUBMITTING_SQL, RETRY_SQL, UNBLOCK_SQL,
             };
             use crate::store::sql::{
@@ -874,15 +879,27 @@ macro_rules! job_store {
 
                 async fn instance_mark_success(
                     &self,
-                    key: &InstanceKey,
-                    at: DateTime<Utc>,
+                    successes: &[(InstanceKey, DateTime<Utc>)],
                 ) -> Result<(), StoreError> {
-                    sqlx::query(MARK_SUCCESS_SQL)
-                        .bind(&key.region)
-                        .bind(&key.instance)
-                        .bind($t(at))
-                        .execute(&self.pool)
-                        .await?;
+                    // One row per instance (an upsert may not touch a row twice), its
+                    // latest success.
+                    let mut latest: std::collections::BTreeMap<&InstanceKey, DateTime<Utc>> =
+                        std::collections::BTreeMap::new();
+                    for (key, at) in successes {
+                        let e = latest.entry(key).or_insert(*at);
+                        *e = (*e).max(*at);
+                    }
+                    let rows: Vec<_> = latest.into_iter().collect();
+                    for chunk in rows.chunks(BATCH_MAX) {
+                        let mut q = QueryBuilder::<$db>::new(MARK_SUCCESS_HEAD);
+                        q.push_values(chunk, |mut b, (key, at)| {
+                            b.push_bind(&key.region)
+                                .push_bind(&key.instance)
+                                .push_bind($t(*at));
+                        });
+                        q.push(MARK_SUCCESS_TAIL);
+                        q.build().execute(&self.pool).await?;
+                    }
                     Ok(())
                 }
             }

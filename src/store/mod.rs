@@ -388,11 +388,11 @@ pub trait Store:
     /// Blocked instances whose `blocked_until` has passed: due for a re-probe.
     async fn instance_list_reprobe(&self, now: DateTime<Utc>) -> Result<Vec<Instance>, StoreError>;
 
-    /// Record a success on the instance (`last_success_at`).
+    /// Record successes on their instances (`last_success_at`, the latest per instance):
+    /// one statement for a tracker round's, not one commit per job.
     async fn instance_mark_success(
         &self,
-        key: &InstanceKey,
-        at: DateTime<Utc>,
+        successes: &[(InstanceKey, DateTime<Utc>)],
     ) -> Result<(), StoreError>;
 }
 

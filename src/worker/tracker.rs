@@ -524,18 +524,32 @@ async fn record_round(ctx: &WorkerContext, writes: Vec<RoundWrite>, report: &mut
         .map(|(f, p)| super::transition_span(f, p))
         .collect();
     let results = super::outcomes::write_many(&ctx.store, ctx.config.lease, &updates).await;
+    let mut successes = Vec::new();
     for ((w, result), span) in writes.into_iter().zip(results).zip(spans) {
         if let (Some(span), Ok(applied)) = (span, &result) {
             span.record("applied", *applied);
         }
         if written(ctx, &w.job, &w.patch, result, report) {
-            after(ctx, &w.job, w.then, report).await;
+            if let Some(at) = after(&w.job, w.then, report) {
+                successes.push((w.job.instance_key(), at));
+            }
         }
+    }
+    if successes.is_empty() {
+        return;
+    }
+    // The instances' last success, one statement for the round's.
+    let store = ctx.store.clone();
+    if let Err(e) =
+        super::retry_store(ctx.config.lease, || store.instance_mark_success(&successes)).await
+    {
+        tracing::warn!(instances = successes.len(), error = %e, "could not record the instances' last success");
     }
 }
 
-/// What an applied write means for the report (and the instance's last success).
-async fn after(ctx: &WorkerContext, job: &Job, then: Then, report: &mut TrackReport) {
+/// What an applied write means for the report; a success returns when it happened, for
+/// its instance's `last_success_at`.
+fn after(job: &Job, then: Then, report: &mut TrackReport) -> Option<DateTime<Utc>> {
     match then {
         Then::Nothing => {}
         Then::Progressed => report.progressed += 1,
@@ -547,15 +561,10 @@ async fn after(ctx: &WorkerContext, job: &Job, then: Then, report: &mut TrackRep
         }
         Then::Succeeded { at } => {
             report.succeeded += 1;
-            let key = job.instance_key();
-            let store = ctx.store.clone();
-            if let Err(e) =
-                super::retry_store(ctx.config.lease, || store.instance_mark_success(&key, at)).await
-            {
-                tracing::warn!(instance = %key, error = %e, "could not record the instance's last success");
-            }
+            return Some(at);
         }
     }
+    None
 }
 
 /// The answer of one fenced write; counts a lost fence. Returns whether it was applied.

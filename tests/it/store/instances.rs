@@ -119,15 +119,31 @@ async fn block_without_until_waits_for_an_operator(db: TestDb) {
     assert!(db.store.job_claim(&claim("w")).await.unwrap().is_empty());
 }
 
+/// A tracker round's successes in one call: every instance gets its latest success, an
+/// instance named twice included (one upsert may not touch a row twice), known or not.
 async fn mark_success_records_the_time(db: TestDb) {
-    let key = InstanceKey::new("cn-hangzhou", "rm-1");
+    let known = InstanceKey::new("cn-hangzhou", "rm-1");
+    db.enqueue("rm-1").await;
+    let fresh = InstanceKey::new("cn-hangzhou", "rm-new");
     let at = Utc::now();
-    db.store.instance_mark_success(&key, at).await.unwrap();
-    let inst = db.store.instance_get(&key).await.unwrap().unwrap();
-    assert_eq!(
-        inst.last_success_at.map(|t| t.timestamp_millis()),
-        Some(at.timestamp_millis())
-    );
+    let earlier = at - ChronoDuration::minutes(5);
+    db.store
+        .instance_mark_success(&[
+            (known.clone(), at),
+            (fresh.clone(), earlier),
+            (known.clone(), earlier),
+        ])
+        .await
+        .unwrap();
+    db.store.instance_mark_success(&[]).await.unwrap();
+    for (key, want) in [(&known, at), (&fresh, earlier)] {
+        let inst = db.store.instance_get(key).await.unwrap().unwrap();
+        assert_eq!(
+            inst.last_success_at.map(|t| t.timestamp_millis()),
+            Some(want.timestamp_millis()),
+            "{key}"
+        );
+    }
 }
 
 /// Every claim and every end of a job rewrites its instance's bookkeeping row; the
