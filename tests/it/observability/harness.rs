@@ -463,9 +463,30 @@ async fn run_once() -> Run {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    // Two collector rounds, so gauges reflect the final state.
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let scrape = scrape(&http, &base).await;
+    // The collector's next read: its rounds are spaced by at least 100 times the last
+    // read's duration, so on a loaded machine that is more than a fixed wait. Scrape until
+    // the `dbs_archiver_jobs` gauges show the quiet database (bounded; if they never do,
+    // the evidence test's comparison fails on the last scrape).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let scrape = loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let text = scrape(&http, &base).await;
+        let samples = parse_exposition(&text);
+        let gauges_match = ["queued", "submitting", "running", "succeeded", "failed"]
+            .iter()
+            .all(|state| {
+                let scraped: f64 = samples
+                    .iter()
+                    .filter(|x| x.name == "dbs_archiver_jobs")
+                    .filter(|x| x.labels.get("state").map(String::as_str) == Some(*state))
+                    .map(|x| x.value)
+                    .sum();
+                scraped == states.get(*state).copied().unwrap_or(0) as f64
+            });
+        if gauges_match || Instant::now() > deadline {
+            break text;
+        }
+    };
     let exported: i64 = {
         let mut conn = sqlx::SqliteConnection::connect(&db_url).await.unwrap();
         let (n,): (i64,) = sqlx::query_as(
