@@ -61,19 +61,23 @@ impl Run {
 
     /// Sum of the samples of `name` whose labels include `labels`.
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let matching: Vec<f64> = self
-            .samples
-            .iter()
-            .filter(|s| s.name == name)
-            .filter(|s| {
-                labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|s| s.value)
-            .collect();
-        (!matching.is_empty()).then(|| matching.iter().sum())
+        value_of(&self.samples, name, labels)
     }
+}
+
+/// Sum of the `samples` of `name` whose labels include `labels` (None: no such series).
+pub fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let matching: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| {
+            labels
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+        .collect();
+    (!matching.is_empty()).then(|| matching.iter().sum())
 }
 
 static RUN: OnceCell<Run> = OnceCell::const_new();
@@ -475,13 +479,8 @@ async fn run_once() -> Run {
         let gauges_match = ["queued", "submitting", "running", "succeeded", "failed"]
             .iter()
             .all(|state| {
-                let scraped: f64 = samples
-                    .iter()
-                    .filter(|x| x.name == "dbs_archiver_jobs")
-                    .filter(|x| x.labels.get("state").map(String::as_str) == Some(*state))
-                    .map(|x| x.value)
-                    .sum();
-                scraped == states.get(*state).copied().unwrap_or(0) as f64
+                value_of(&samples, "dbs_archiver_jobs", &[("state", state)]).unwrap_or(0.0)
+                    == states.get(*state).copied().unwrap_or(0) as f64
             });
         if gauges_match || Instant::now() > deadline {
             break text;
